@@ -1,0 +1,27 @@
+# Ochre: `make play` to play the shipped CoinRun world, `make test` to run the tests.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: venv play play-headless test lint
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+play: venv
+	$(PY) -m live.play --checkpoint checkpoints/coinrun.pt
+
+play-headless: venv
+	$(PY) -m live.play --checkpoint checkpoints/coinrun.pt --headless --frames 300 --out runs/play
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .

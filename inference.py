@@ -1,0 +1,166 @@
+"""Offline video from seed frames and an action script.
+
+    python inference.py --checkpoint checkpoints/coinrun.pt --seed-frames assets/coinrun/seed.npz \
+        --actions assets/coinrun/actions.json --out out/
+
+Writes DIR/frames.npz (`frames` (N,H,W,3) or (B,N,H,W,3) uint8), DIR/video.mp4 and
+DIR/video.gif; with --gt, also DIR/comparison.mp4 (truth | prediction), DIR/metrics.csv
+(per-horizon MSE/PSNR/SSIM) and DIR/horizon.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ochre import WorldModel
+from ochre.errors import OchreError, cli_entry
+from ochre.frames import to_unit
+from ochre.inputs import load_actions, load_seed
+from ochre.io import atomic_path, write_text, write_video
+from ochre.metrics import mse, psnr_from_mse, ssim
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="world checkpoint (.pt)")
+    p.add_argument("--seed-frames", required=True, help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder")
+    p.add_argument("--actions", required=True, help=".npy, .json or .csv of future actions (N,) or (B,N)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=None, help="frames to generate (default: all actions)")
+    p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely codes")
+    p.add_argument("--samples", type=int, default=1, help="futures per seed (side by side in the video)")
+    p.add_argument("--gt", default=None, help="ground-truth future frames (.npz/.mp4/PNG folder) to compare against")
+    p.add_argument("--fps", type=float, default=None, help="video fps (default: the world's)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling")
+    return p.parse_args(argv)
+
+
+def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """-> (seed (B,K,H,W,3), seed actions (B,K-1), future actions (B,N), batched?)."""
+    frames, seed_actions = load_seed(args.seed_frames)
+    batched = frames.ndim == 5
+    frames = frames if batched else frames[None]
+    b, k = frames.shape[:2]
+    if tuple(frames.shape[2:]) != wm.frame_shape:
+        raise OchreError(f"{args.seed_frames}: frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
+    if seed_actions is None:
+        seed_actions = np.full((b, k - 1), wm.action_spec.noop)
+    seed_actions = wm.action_spec.validate(seed_actions, args.seed_frames)
+    seed_actions = seed_actions if seed_actions.ndim == 2 else seed_actions[None]
+    if seed_actions.shape != (b, k - 1):
+        raise OchreError(f"{args.seed_frames}: 'actions' must have shape {(b, k - 1) if batched else (k - 1,)}, got {seed_actions.shape}")
+    actions = wm.action_spec.validate(load_actions(args.actions), args.actions)
+    if actions.ndim == 1:
+        actions = np.broadcast_to(actions, (b, len(actions)))
+    if actions.ndim != 2 or actions.shape[0] != b:
+        raise OchreError(f"{args.actions}: actions have shape {actions.shape} but the seed has batch size {b}")
+    if args.steps is not None:
+        if args.steps > actions.shape[1]:
+            raise OchreError(f"{args.actions}: --steps {args.steps} but only {actions.shape[1]} actions given")
+        actions = actions[:, : args.steps]
+    if actions.shape[1] == 0:
+        raise OchreError(f"{args.actions}: no actions")
+    return frames, seed_actions, np.ascontiguousarray(actions), batched
+
+
+def load_ground_truth(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    frames, _ = load_seed(path)
+    frames = frames if frames.ndim == 5 else frames[None]
+    b, n = shape[:2]
+    if frames.shape[0] != b or frames.shape[1] < n or frames.shape[2:] != shape[2:]:
+        raise OchreError(f"{path}: ground truth has shape {frames.shape}, need at least {shape}")
+    return frames[:, :n]
+
+
+def horizon_metrics(pred: np.ndarray, gt: np.ndarray) -> list[dict[str, float]]:
+    """pred, gt: (B, N, H, W, 3) uint8 -> one row per horizon h=1..N."""
+    p, g = to_unit(pred), to_unit(gt)
+    rows = []
+    for h in range(p.shape[1]):
+        m = mse(p[:, h], g[:, h])
+        rows.append({"horizon": h + 1, "mse": float(m), "psnr": psnr_from_mse(m), "ssim": ssim(p[:, h], g[:, h])})
+    return rows
+
+
+def tile(videos: list[np.ndarray]) -> np.ndarray:
+    """list of (B, N, H, W, 3) -> (N, B*H, len*W, 3): batch down, variants across."""
+    row = np.concatenate(videos, axis=3)
+    return np.concatenate(list(row), axis=1)
+
+
+def write_outputs(out: Path, pred: np.ndarray, samples: np.ndarray | None, batched: bool, fps: float) -> None:
+    arrays = {"frames": pred if batched else pred[0]}
+    if samples is not None:
+        arrays["samples"] = samples if batched else samples[0]
+    with atomic_path(out / "frames.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    video = tile([samples[:, m] for m in range(samples.shape[1])]) if samples is not None else tile([pred])
+    write_video(out / "video.mp4", video, fps, scale=4)
+    write_video(out / "video.gif", video, fps, scale=2)
+
+
+def write_comparison(out: Path, pred: np.ndarray, gt: np.ndarray, fps: float) -> list[dict[str, float]]:
+    rows = horizon_metrics(pred, gt)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "metrics.csv", buf.getvalue())
+    write_video(out / "comparison.mp4", tile([gt, pred]), fps, scale=4)
+    plot_horizon(out / "horizon.png", rows)
+    return rows
+
+
+def plot_horizon(path: Path, rows: list[dict[str, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([r["horizon"] for r in rows], [r["psnr"] for r in rows], marker="o", ms=3)
+    ax.set(xlabel="horizon (frames)", ylabel="PSNR (dB)", title="open-loop prediction vs ground truth")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.samples < 1:
+        raise OchreError("--samples must be at least 1")
+    wm = WorldModel.load(args.checkpoint, device=args.device)
+    seed, seed_actions, actions, batched = prepare_inputs(args, wm)
+    gt = load_ground_truth(args.gt, (*actions.shape, *wm.frame_shape)) if args.gt else None
+    torch.manual_seed(args.seed)
+    runs = []
+    for m in tqdm(range(args.samples), desc="rollout", unit="sample", disable=args.samples == 1):
+        runs.append(wm.rollout(seed, seed_actions, actions, args.sampling, args.temperature, args.top_k, seed=args.seed + m))
+    pred = runs[0]
+    samples = np.stack(runs, 1) if args.samples > 1 else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fps = args.fps or wm.fps
+    write_outputs(out, pred, samples, batched, fps)
+    print(f"wrote {pred.shape[0] * pred.shape[1]} frames to {out}/frames.npz, video.mp4, video.gif")
+    if gt is not None:
+        rows = write_comparison(out, pred, gt, fps)
+        mean_psnr = np.mean([r["psnr"] for r in rows])
+        print(f"PSNR@1 {rows[0]['psnr']:.2f} dB, PSNR@{len(rows)} {rows[-1]['psnr']:.2f} dB, mean {mean_psnr:.2f} dB -> {out}/metrics.csv")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Checkpoint files: plain dicts of tensors and containers, loadable with weights_only=True.
+
+tokenizer checkpoint:  {"format": "ochre-tokenizer", config, state_dict, step, ...}
+world checkpoint:      {"format": "ochre-world", tokenizer: {...}, dynamics: {...},
+                        action_schema, configs, codebook_size, frame_shape, step, format_version}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ochre.config import from_dict
+from ochre.errors import OchreError
+from ochre.io import load_torch, save_torch
+from ochre.models.tokenizer import Tokenizer, TokenizerConfig
+
+FORMAT_VERSION = 1
+
+
+def tokenizer_payload(model: Tokenizer, step: int, train_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": "ochre-tokenizer",
+        "format_version": FORMAT_VERSION,
+        "config": _cfg_dict(model.cfg),
+        "state_dict": model.state_dict(),
+        "codebook_size": model.codebook_size,
+        "step": step,
+        "train_config": train_config,
+    }
+
+
+def save_tokenizer(path: str | Path, model: Tokenizer, step: int, train_config: dict[str, Any]) -> None:
+    save_torch(path, tokenizer_payload(model, step, train_config))
+
+
+def load_checkpoint(path: str | Path, expect: str) -> dict[str, Any]:
+    """Load a checkpoint and check it is of format `expect` ("ochre-tokenizer" or "ochre-world")."""
+    payload = load_torch(path)
+    if not isinstance(payload, dict) or payload.get("format") != expect:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise OchreError(f"{path}: expected an {expect} checkpoint, found {found!r}")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise OchreError(f"{path}: checkpoint format_version {payload.get('format_version')} is not {FORMAT_VERSION}")
+    return payload
+
+
+def build_tokenizer(payload: dict[str, Any]) -> Tokenizer:
+    """Tokenizer from the `tokenizer` section of a world checkpoint or a tokenizer checkpoint."""
+    model = Tokenizer(from_dict(TokenizerConfig, payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
+
+
+def _cfg_dict(cfg: Any) -> dict[str, Any]:
+    from ochre.config import to_dict
+
+    return to_dict(cfg)
+
+
+def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -1,0 +1,1 @@
+"""Real game environments behind one interface: `reset() -> obs`, `step(a) -> (obs, reward, done)`."""

@@ -1,0 +1,1 @@
+"""Models: the frame tokenizer and the action-conditioned dynamics."""

@@ -1,0 +1,214 @@
+"""Dynamics training on token windows.
+
+Causal teacher forcing: the input at step t is frame t (the real one, or the
+model's own prediction of it), the target is frame t+1 — never the target itself.
+After `context` teacher-forced warm-up steps, each later input is replaced by
+the model's own greedy prediction with probability p_ar, which ramps from 0 to
+`ar_max`, so the model learns to continue from its own outputs.
+
+    cfg = load_config(DynamicsTrainConfig, "configs/coinrun/dynamics.yaml", overrides)
+    train_dynamics(cfg)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ochre.checkpoint import build_tokenizer, load_checkpoint
+from ochre.config import to_dict
+from ochre.data import Batch, EpisodeDataset, WindowSampler
+from ochre.errors import ConfigError, OchreError
+from ochre.frames import to_uint8
+from ochre.metrics import psnr
+from ochre.models.dynamics import Dynamics, DynamicsConfig
+from ochre.models.tokenizer import Tokenizer
+from ochre.sampling import rollout_tokens
+from ochre.training.common import DataConfig, LoggingConfig, RunConfig, resolve_device
+from ochre.training.logger import RunLogger, image_grid, make_run_dir
+from ochre.training.tokenizer import lr_at
+from ochre.world import save_world
+
+
+@dataclass
+class DynamicsLoopConfig:
+    max_steps: int = 3000  # optimizer steps
+    batch_size: int = 24  # windows per step
+    seq_len: int = 12  # frames per window (seq_len - 1 predicted transitions)
+    context: int = 3  # leading steps always teacher-forced
+    ar_max: float = 0.5  # final probability of feeding the model's own prediction
+    ar_start: int = 300  # step where p_ar starts ramping up from 0
+    ar_end: int = 1500  # step where p_ar reaches ar_max
+    token_noise: float = 0.02  # fraction of input tokens replaced by random codes
+    lr: float = 1e-3  # peak learning rate (cosine decay after warmup)
+    warmup_steps: int = 100  # linear warmup steps
+    grad_clip: float = 1.0  # max gradient norm
+    seed: int = 0  # torch/numpy seed
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads (0 = torch default)
+    checkpoint_every: int = 500  # steps between world checkpoint writes
+    val_context: int = 4  # seed frames for validation rollouts
+    val_horizon: int = 16  # predicted frames in validation rollouts
+    val_windows: int = 32  # windows in the fixed validation set
+
+
+@dataclass
+class TokenizerRef:
+    path: str = ""  # tokenizer checkpoint; empty = the one recorded in the token dataset's manifest
+
+
+@dataclass
+class DynamicsTrainConfig:
+    data: DataConfig = field(default_factory=lambda: DataConfig(path="data/coinrun_train_tokens"))
+    tokenizer: TokenizerRef = field(default_factory=TokenizerRef)
+    model: DynamicsConfig = field(default_factory=lambda: DynamicsConfig(codebook_size=0))
+    train: DynamicsLoopConfig = field(default_factory=DynamicsLoopConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def ar_probability(step: int, cfg: DynamicsLoopConfig) -> float:
+    ramp = (step - cfg.ar_start) / max(1, cfg.ar_end - cfg.ar_start)
+    return cfg.ar_max * float(np.clip(ramp, 0.0, 1.0))
+
+
+def corrupt(tokens: torch.Tensor, fraction: float, codebook_size: int) -> torch.Tensor:
+    if fraction <= 0:
+        return tokens
+    mask = torch.rand(tokens.shape, device=tokens.device) < fraction
+    return torch.where(mask, torch.randint_like(tokens, codebook_size), tokens)
+
+
+def sequence_loss(
+    model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """batch.rows (B, T, h, w) tokens, batch.actions (B, T). Returns (mean CE over T-1 steps, logs)."""
+    tokens, actions = batch.rows, batch.actions
+    b, t_len = tokens.shape[:2]
+    state = model.initial_state(b, tokens.device)
+    inputs = tokens[:, 0]
+    losses, correct, copied, fed_back = [], 0.0, 0.0, 0.0
+    for t in range(t_len - 1):
+        target = tokens[:, t + 1]  # frame t+1: what action t does to frame t
+        state, logits = model.step(state, corrupt(inputs, cfg.token_noise, model.cfg.codebook_size), actions[:, t])
+        losses.append(F.cross_entropy(logits, target))
+        pred = logits.detach().argmax(1)
+        correct += (pred == target).float().mean().item()
+        copied += (tokens[:, t] == target).float().mean().item()
+        inputs = target
+        if t + 1 >= cfg.context and p_ar > 0:
+            own = torch.rand(b, 1, 1, device=tokens.device) < p_ar
+            inputs = torch.where(own, pred, target)
+            fed_back += own.float().mean().item()
+    loss = torch.stack(losses).mean()
+    n = t_len - 1
+    logs = {"loss": loss.item(), "acc": correct / n, "copy_acc": copied / n, "p_ar": p_ar, "fed_back": fed_back / n}
+    return loss, logs
+
+
+def resolve_model_config(cfg: DynamicsTrainConfig, data: EpisodeDataset, tokenizer: Tokenizer, tok_path: str) -> DynamicsConfig:
+    """Codebook size, token grid and action count come from the tokenizer and data; a mismatch is an error."""
+    m = cfg.model
+    checks = {
+        "codebook_size": (tokenizer.codebook_size, f"tokenizer {tok_path}"),
+        "token_grid": (list(tokenizer.cfg.token_grid), f"tokenizer {tok_path}"),
+        "num_actions": (data.action_spec.n, f"dataset {data.path}"),
+    }
+    values = {}
+    for key, (truth, source) in checks.items():
+        given = getattr(m, key)
+        if given not in (0, []) and given != truth:
+            raise ConfigError(f"model.{key}={given} but the {source} has {truth}; remove the override or set model.{key}={truth}")
+        values[key] = truth
+    if data.manifest.get("codebook_size") not in (None, tokenizer.codebook_size):
+        raise OchreError(
+            f"{data.path}: tokens were made with codebook size {data.manifest['codebook_size']} "
+            f"but tokenizer {tok_path} has {tokenizer.codebook_size}"
+        )
+    return DynamicsConfig(**(to_dict(m) | values))
+
+
+def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
+    """Train, write the world checkpoint, and return its path."""
+    torch.manual_seed(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    data = EpisodeDataset(cfg.data.path, expect_kind="tokens")
+    tok_path = cfg.tokenizer.path or data.manifest["tokenizer"]["path"]
+    tok_payload = load_checkpoint(tok_path, "ochre-tokenizer")
+    tokenizer = build_tokenizer(tok_payload).to(device)
+    model_cfg = resolve_model_config(cfg, data, tokenizer, tok_path)
+    model = Dynamics(model_cfg).to(device)
+    train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed)
+    val_len = cfg.train.val_context + cfg.train.val_horizon
+    val = WindowSampler(data, val_len, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(cfg.train.val_windows)
+    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name)
+    logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    world_path = run_dir / "checkpoints" / "world.pt"
+    configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
+    save = lambda step: save_world(  # noqa: E731
+        world_path, tok_payload, model, data.action_spec, configs, step, data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
+    )
+    print(f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)")
+    t0 = time.time()
+    for step in (bar := tqdm(range(cfg.train.max_steps), desc="dynamics", unit="step")):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps)
+        loss, logs = sequence_loss(model, train.sample(cfg.train.batch_size).to(device), cfg.train, ar_probability(step, cfg.train))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
+        opt.step()
+        bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}", copy=f"{logs['copy_acc']:.3f}")
+        last = step + 1 == cfg.train.max_steps
+        row = {}
+        if step % cfg.logging.log_every == 0 or last:
+            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": opt.param_groups[0]["lr"], "time_s": time.time() - t0}
+        if step % cfg.logging.sample_every == 0 or last:
+            row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step)
+        if row:
+            logger.log(step, row)
+        if (step + 1) % cfg.train.checkpoint_every == 0 or last:
+            save(step + 1)
+    logger.close()
+    print(f"world checkpoint: {world_path}")
+    return world_path
+
+
+@torch.no_grad()
+def validate(
+    model: Dynamics, tokenizer: Tokenizer, batch: Batch, cfg: DynamicsLoopConfig, logger: RunLogger, step: int
+) -> dict[str, float]:
+    """Teacher-forced loss plus an open-loop rollout on held-out episodes, scored in decoded-frame space."""
+    model.eval()
+    _, logs = sequence_loss(model, batch, DynamicsLoopConfig(token_noise=0.0, context=10**6), 0.0)
+    k = cfg.val_context
+    pred = rollout_tokens(model, batch.rows[:, :k], batch.actions[:, : k - 1], batch.actions[:, k - 1 : -1])
+    model.train()
+    decode = lambda tok: (tokenizer.decode_tokens(tok.flatten(0, 1)).clamp(-1, 1) + 1) / 2  # noqa: E731
+    target = decode(batch.rows[:, k:])
+    frames = decode(pred)
+    copy = decode(batch.rows[:, k - 1 : k].expand_as(batch.rows[:, k:]))
+    n = pred.shape[1]
+    per_h = [psnr(frames.view(-1, n, *frames.shape[1:])[:, h], target.view(-1, n, *target.shape[1:])[:, h]) for h in range(n)]
+    gt_u8 = to_uint8(target.view(-1, n, *target.shape[1:])[0] * 2 - 1)
+    pred_u8 = to_uint8(frames.view(-1, n, *frames.shape[1:])[0] * 2 - 1)
+    logger.image("val_rollout", step, image_grid([gt_u8, pred_u8]))
+    logger.video("val_rollout", step, np.concatenate([gt_u8, pred_u8], axis=2), fps=8)
+    return {
+        "val/loss": logs["loss"],
+        "val/acc": logs["acc"],
+        "val/copy_acc": logs["copy_acc"],
+        "val/rollout_psnr": psnr(frames, target),
+        "val/copy_psnr": psnr(copy, target),
+        "val/rollout_psnr@1": per_h[0],
+        f"val/rollout_psnr@{n}": per_h[-1],
+    }

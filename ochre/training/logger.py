@@ -1,0 +1,85 @@
+"""Run folders: resolved config, metrics.csv, images/, videos/, plots/, checkpoints/; optional W&B.
+
+    runs/<timestamp>_<world>_<stage>/
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ochre.config import dump_yaml, to_dict
+from ochre.io import write_png, write_text, write_video
+
+
+def make_run_dir(parent: str, world: str, stage: str, name: str = "") -> Path:
+    run = Path(parent) / (name or f"{time.strftime('%Y%m%d_%H%M%S')}_{world}_{stage}")
+    for sub in ("images", "videos", "plots", "checkpoints"):
+        (run / sub).mkdir(parents=True, exist_ok=True)
+    return run
+
+
+class RunLogger:
+    """Writes metrics and samples into a run folder and, when enabled, to W&B."""
+
+    def __init__(self, run_dir: Path, cfg: Any, wandb_mode: str = "off", project: str = "ochre"):
+        self.dir = Path(run_dir)
+        self.rows: list[dict[str, Any]] = []
+        write_text(self.dir / "resolved_config.yaml", dump_yaml(cfg))
+        self._wandb = None
+        if wandb_mode != "off":
+            import wandb
+
+            self._wandb = wandb.init(project=project, dir=str(self.dir), name=self.dir.name, mode=wandb_mode, config=to_dict(cfg))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self.rows.append({"step": step, **metrics})
+        keys: list[str] = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.dir / "metrics.csv", buf.getvalue())
+        if self._wandb:
+            self._wandb.log(metrics, step=step)
+
+    def image(self, name: str, step: int, image: np.ndarray) -> Path:
+        path = self.dir / "images" / f"{name}_{step:07d}.png"
+        write_png(path, image)
+        if self._wandb:
+            import wandb
+
+            self._wandb.log({name: wandb.Image(image)}, step=step)
+        return path
+
+    def video(self, name: str, step: int, frames: np.ndarray, fps: float = 15) -> Path:
+        path = self.dir / "videos" / f"{name}_{step:07d}.mp4"
+        write_video(path, frames, fps=fps, scale=2)
+        if self._wandb:
+            import wandb
+
+            self._wandb.log({name: wandb.Video(np.moveaxis(frames, -1, 1), fps=int(fps), format="mp4")}, step=step)
+        return path
+
+    def close(self) -> None:
+        if self._wandb:
+            self._wandb.finish()
+
+
+def image_grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """rows: list of (N, H, W, 3) uint8 -> one image with each list entry as a row."""
+    h, w = rows[0].shape[1:3]
+    n = max(len(r) for r in rows)
+    out = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            out[y : y + h, x : x + w] = img
+    return out

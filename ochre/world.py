@@ -1,0 +1,41 @@
+"""The world checkpoint: tokenizer + dynamics + action schema + configs in one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ochre.actions import DiscreteActionSpec
+from ochre.checkpoint import FORMAT_VERSION, state_dict_cpu
+from ochre.config import to_dict
+from ochre.io import save_torch
+from ochre.models.dynamics import Dynamics
+
+
+def save_world(
+    path: str | Path,
+    tokenizer_payload: dict[str, Any],
+    dynamics: Dynamics,
+    action_spec: DiscreteActionSpec,
+    configs: dict[str, Any],
+    step: int,
+    world: str,
+    fps: float,
+) -> None:
+    tok_cfg = tokenizer_payload["config"]
+    save_torch(
+        path,
+        {
+            "format": "ochre-world",
+            "format_version": FORMAT_VERSION,
+            "world": world,
+            "fps": float(fps),
+            "frame_shape": [*tok_cfg["frame_size"], 3],
+            "codebook_size": int(tokenizer_payload["codebook_size"]),
+            "action_schema": action_spec.to_dict(),
+            "tokenizer": {"config": tok_cfg, "state_dict": tokenizer_payload["state_dict"]},
+            "dynamics": {"config": to_dict(dynamics.cfg), "state_dict": state_dict_cpu(dynamics)},
+            "configs": configs,
+            "step": step,
+        },
+    )

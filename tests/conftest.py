@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny real CoinRun dataset and a tiny trained world, built once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <args>` (or a script) from the repository root, as a user would."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, *(["-m"] if not args[0].endswith(".py") else []), *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def frames_dataset(tmp_path_factory) -> Path:
+    from ochre.data.generate import generate_procgen
+    from ochre.envs.procgen import ProcgenSettings
+
+    out = tmp_path_factory.mktemp("data") / "coinrun"
+    generate_procgen(out, ProcgenSettings(num_levels=50), steps=320, num_envs=8, seed=0, shard_frames=160, max_episode_frames=20, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory, frames_dataset) -> dict[str, Path]:
+    """Runs the real entry points with tiny configs: tokenizer -> tokens -> dynamics."""
+    runs = tmp_path_factory.mktemp("runs")
+    run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={frames_dataset}", f"run.dir={runs}", "run.name=vq", "data.val_every=4")
+    tokenizer = runs / "vq" / "checkpoints" / "tokenizer.pt"
+    tokens = frames_dataset.parent / "coinrun_tokens"
+    run_module("vqvae.tokenize", "--tokenizer", str(tokenizer), "--data", str(frames_dataset), "--out", str(tokens), "--device", "cpu")
+    run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={tokens}", f"run.dir={runs}", "run.name=dyn", "data.val_every=4")
+    return {"runs": runs, "tokenizer": tokenizer, "tokens": tokens, "world": runs / "dyn" / "checkpoints" / "world.pt", "frames": frames_dataset}

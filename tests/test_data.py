@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from ochre.actions import PROCGEN_ACTIONS
+from ochre.data import DatasetWriter, EpisodeDataset, WindowSampler
+from ochre.data.windows import split_episodes
+from ochre.errors import OchreError
+
+
+def write_dataset(path, lengths, shard_frames=10):
+    writer = DatasetWriter(path, "frames", {"world": "test", "action_schema": PROCGEN_ACTIONS.to_dict(), "frame_shape": [4, 4, 3]}, shard_frames)
+    for e, n in enumerate(lengths):
+        frames = np.full((n, 4, 4, 3), e, np.uint8)
+        frames[:, 0, 0, 0] = np.arange(n)  # frame index inside the episode
+        writer.add_episode(frames, np.arange(n) % 15)
+    return writer.close()
+
+
+def test_round_trip_and_manifest(tmp_path):
+    manifest = write_dataset(tmp_path / "d", [5, 7, 3, 12])
+    assert manifest["num_frames"] == 27 and manifest["num_episodes"] == 4
+    on_disk = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert on_disk["shards"] == manifest["shards"] and all(s["sha256"] for s in on_disk["shards"])
+    data = EpisodeDataset(tmp_path / "d")
+    assert [n for _, _, n in data.episodes()] == [5, 7, 3, 12]
+    rows, actions = data.rows(*data.episodes()[1][:2], 7)
+    assert (rows[:, 1, 1, 0] == 1).all() and list(actions) == list(range(7))
+
+
+def test_windows_never_cross_episodes(tmp_path):
+    write_dataset(tmp_path / "d", [5, 7, 3, 12, 6, 9])
+    sampler = WindowSampler(EpisodeDataset(tmp_path / "d"), length=4, split="all")
+    batch = sampler.sample(200)
+    episode = batch.rows[:, :, 1, 1, 0]
+    assert (episode == episode[:, :1]).all()
+    index = batch.rows[:, :, 0, 0, 0].long()
+    assert (index[:, 1:] - index[:, :-1] == 1).all()
+    assert (batch.actions == index % 15).all()
+
+
+def test_split_is_by_episode():
+    episodes = [(0, i * 10, 10) for i in range(20)]
+    train, val = split_episodes(episodes, "train", 5), split_episodes(episodes, "val", 5)
+    assert len(val) == 4 and not set(train) & set(val) and len(train) + len(val) == 20
+
+
+def test_missing_manifest_names_folder_and_fix(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OchreError, match=r"empty: no manifest.json .*preprocess.generate"):
+        EpisodeDataset(tmp_path / "empty")
+
+
+def test_wrong_kind_is_explained(tmp_path):
+    write_dataset(tmp_path / "d", [5])
+    with pytest.raises(OchreError, match="vqvae.tokenize"):
+        EpisodeDataset(tmp_path / "d", expect_kind="tokens")
+
+
+def test_generated_coinrun_data(frames_dataset):
+    data = EpisodeDataset(frames_dataset)
+    assert data.manifest["world"] == "coinrun" and data.manifest["fps"] == 15
+    assert data.num_frames >= 320
+    rows, actions = data.rows(0, 0, 5)
+    assert rows.dtype == np.uint8 and rows.shape == (5, 64, 64, 3) and rows.std() > 0
+    assert actions.min() >= 0 and actions.max() < 15
+    assert max(n for _, _, n in data.episodes()) <= 20

@@ -1,0 +1,32 @@
+"""Encode a frame dataset into a token dataset (uint16 grids, same actions and episodes).
+
+    python -m vqvae.tokenize --tokenizer runs/<run>/checkpoints/tokenizer.pt --data data/coinrun_train --out data/coinrun_train_tokens
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ochre.checkpoint import load_tokenizer
+from ochre.data.tokenize import tokenize_dataset
+from ochre.errors import cli_entry
+from ochre.training.common import resolve_device
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokenizer", required=True, help="tokenizer checkpoint from vqvae.train")
+    p.add_argument("--data", required=True, help="frame dataset folder")
+    p.add_argument("--out", required=True, help="output token dataset folder")
+    p.add_argument("--batch", type=int, default=256, help="frames per encoder batch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    args = p.parse_args(argv)
+    model = load_tokenizer(args.tokenizer)
+    device = str(resolve_device(args.device))
+    manifest = tokenize_dataset(model, args.tokenizer, args.data, args.out, args.batch, device)
+    print(f"wrote {manifest['num_frames']} token grids {manifest['token_grid']} to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
