@@ -58,7 +58,9 @@ def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray
     seed_actions = wm.action_spec.validate(seed_actions, args.seed_frames)
     seed_actions = seed_actions if seed_actions.ndim == 2 else seed_actions[None]
     if seed_actions.shape != (b, k - 1):
-        raise OchreError(f"{args.seed_frames}: 'actions' must have shape {(b, k - 1) if batched else (k - 1,)}, got {seed_actions.shape}")
+        raise OchreError(
+            f"{args.seed_frames}: 'actions' must have shape {(b, k - 1) if batched else (k - 1,)}, got {seed_actions.shape}"
+        )
     actions = wm.action_spec.validate(load_actions(args.actions), args.actions)
     if actions.ndim == 1:
         actions = np.broadcast_to(actions, (b, len(actions)))
@@ -159,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     if gt is not None:
         rows = write_comparison(out, pred, gt, fps)
         mean_psnr = np.mean([r["psnr"] for r in rows])
-        print(f"PSNR@1 {rows[0]['psnr']:.2f} dB, PSNR@{len(rows)} {rows[-1]['psnr']:.2f} dB, mean {mean_psnr:.2f} dB -> {out}/metrics.csv")
+        print(
+            f"PSNR@1 {rows[0]['psnr']:.2f} dB, PSNR@{len(rows)} {rows[-1]['psnr']:.2f} dB, mean {mean_psnr:.2f} dB -> {out}/metrics.csv"
+        )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,9 @@ class Window:
         import pygame
 
         if not display_available():
-            raise OchreError("no display found (DISPLAY is not set); play without a window: python -m live.play --headless --frames 300 --out DIR")
+            raise OchreError(
+                "no display found (DISPLAY is not set); play without a window: python -m live.play --headless --frames 300 --out DIR"
+            )
         self.pg = pygame
         self.session = session
         self.keys, self.encode = bindings_for(session.wm.action_spec)
@@ -112,8 +114,12 @@ class Window:
         try:
             self.screen = pygame.display.set_mode((w * scale, h * scale))
         except pygame.error as err:
-            raise OchreError(f"cannot open a window ({err}); play without a window: python -m live.play --headless --frames 300 --out DIR") from None
-        pygame.display.set_caption(f"Ochre — {session.wm.info.get('world', 'world')} (arrows/WASD, R reset, N next seed, H hud, Esc quit)")
+            raise OchreError(
+                f"cannot open a window ({err}); play without a window: python -m live.play --headless --frames 300 --out DIR"
+            ) from None
+        pygame.display.set_caption(
+            f"Ochre — {session.wm.info.get('world', 'world')} (arrows/WASD, R reset, N next seed, H hud, Esc quit)"
+        )
         self.font = pygame.font.Font(None, 22)
         self.clock = pygame.time.Clock()
         self.hud = hud

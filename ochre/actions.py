@@ -68,8 +68,21 @@ def action_spec_from_dict(data: dict[str, Any]) -> DiscreteActionSpec:
 PROCGEN_ACTIONS = DiscreteActionSpec(
     name="procgen",
     labels=(
-        "left+down", "left", "left+up", "down", "noop", "up", "right+down", "right", "right+up",
-        "d", "a", "w", "s", "q", "e",
+        "left+down",
+        "left",
+        "left+up",
+        "down",
+        "noop",
+        "up",
+        "right+down",
+        "right",
+        "right+up",
+        "d",
+        "a",
+        "w",
+        "s",
+        "q",
+        "e",
     ),  # fmt: skip
     noop=4,
 )

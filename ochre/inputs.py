@@ -37,7 +37,7 @@ def load_seed(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise OchreError(f"{path}: 'frames' must be uint8, got {frames.dtype}")
         if frames.ndim not in (4, 5) or frames.shape[-1] != 3:
             raise OchreError(f"{path}: 'frames' must be (K,H,W,3) or (B,K,H,W,3), got shape {frames.shape}")
-        return frames, (data["actions"] if "actions" in data else None)
+        return frames, data.get("actions")
     if path.suffix in (".mp4", ".avi", ".mkv", ".webm", ".gif"):
         return read_video(path), None
     raise OchreError(f"{path}: unsupported seed file type '{path.suffix}' (use .npz, .mp4 or a folder of PNGs)")

@@ -90,15 +90,14 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15, scale: in
 
     # H.264 with yuv420p needs even sizes.
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=int(round(fps)))
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": "18", "preset": "veryfast"}
-            for frame in frames:
-                packet = stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24"))
-                container.mux(packet)
-            container.mux(stream.encode())
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for frame in frames:
+            packet = stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24"))
+            container.mux(packet)
+        container.mux(stream.encode())
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: float = 15) -> None:

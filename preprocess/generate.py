@@ -1,7 +1,7 @@
 """Roll out a game with a random policy into a dataset folder.
 
-    python -m preprocess.generate --world coinrun --steps 100000 --out data/coinrun_train
-    python -m preprocess.generate --world coinrun --steps 20000 --start-level 1000000 --num-levels 1000 --out data/coinrun_heldout
+python -m preprocess.generate --world coinrun --steps 100000 --out data/coinrun_train
+python -m preprocess.generate --world coinrun --steps 20000 --start-level 1000000 --num-levels 1000 --out data/coinrun_heldout
 """
 
 from __future__ import annotations

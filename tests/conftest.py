@@ -34,7 +34,16 @@ def frames_dataset(tmp_path_factory) -> Path:
     from ochre.envs.procgen import ProcgenSettings
 
     out = tmp_path_factory.mktemp("data") / "coinrun"
-    generate_procgen(out, ProcgenSettings(num_levels=50), steps=320, num_envs=8, seed=0, shard_frames=160, max_episode_frames=20, progress=False)
+    generate_procgen(
+        out,
+        ProcgenSettings(num_levels=50),
+        steps=320,
+        num_envs=8,
+        seed=0,
+        shard_frames=160,
+        max_episode_frames=20,
+        progress=False,
+    )
     return out
 
 
@@ -42,9 +51,33 @@ def frames_dataset(tmp_path_factory) -> Path:
 def tiny_world(tmp_path_factory, frames_dataset) -> dict[str, Path]:
     """Runs the real entry points with tiny configs: tokenizer -> tokens -> dynamics."""
     runs = tmp_path_factory.mktemp("runs")
-    run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={frames_dataset}", f"run.dir={runs}", "run.name=vq", "data.val_every=4")
+    run_module(
+        "vqvae.train",
+        "--config",
+        "configs/tiny/vqvae.yaml",
+        f"data.path={frames_dataset}",
+        f"run.dir={runs}",
+        "run.name=vq",
+        "data.val_every=4",
+    )
     tokenizer = runs / "vq" / "checkpoints" / "tokenizer.pt"
     tokens = frames_dataset.parent / "coinrun_tokens"
-    run_module("vqvae.tokenize", "--tokenizer", str(tokenizer), "--data", str(frames_dataset), "--out", str(tokens), "--device", "cpu")
-    run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={tokens}", f"run.dir={runs}", "run.name=dyn", "data.val_every=4")
-    return {"runs": runs, "tokenizer": tokenizer, "tokens": tokens, "world": runs / "dyn" / "checkpoints" / "world.pt", "frames": frames_dataset}
+    run_module(
+        "vqvae.tokenize", "--tokenizer", str(tokenizer), "--data", str(frames_dataset), "--out", str(tokens), "--device", "cpu"
+    )
+    run_module(
+        "train.dynamics",
+        "--config",
+        "configs/tiny/dynamics.yaml",
+        f"data.path={tokens}",
+        f"run.dir={runs}",
+        "run.name=dyn",
+        "data.val_every=4",
+    )
+    return {
+        "runs": runs,
+        "tokenizer": tokenizer,
+        "tokens": tokens,
+        "world": runs / "dyn" / "checkpoints" / "world.pt",
+        "frames": frames_dataset,
+    }

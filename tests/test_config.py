@@ -53,7 +53,10 @@ def test_bad_keys_and_values_name_the_key(data, key):
 
 
 def test_presets_load_and_round_trip(tmp_path):
-    for cls, preset in [(TokenizerTrainConfig, "configs/coinrun/vqvae.yaml"), (DynamicsTrainConfig, "configs/coinrun/dynamics.yaml")]:
+    for cls, preset in [
+        (TokenizerTrainConfig, "configs/coinrun/vqvae.yaml"),
+        (DynamicsTrainConfig, "configs/coinrun/dynamics.yaml"),
+    ]:
         cfg = load_config(cls, preset, ["train.max_steps=5"])
         assert cfg.train.max_steps == 5
         saved = tmp_path / "resolved.yaml"

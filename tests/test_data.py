@@ -10,7 +10,9 @@ from ochre.errors import OchreError
 
 
 def write_dataset(path, lengths, shard_frames=10):
-    writer = DatasetWriter(path, "frames", {"world": "test", "action_schema": PROCGEN_ACTIONS.to_dict(), "frame_shape": [4, 4, 3]}, shard_frames)
+    writer = DatasetWriter(
+        path, "frames", {"world": "test", "action_schema": PROCGEN_ACTIONS.to_dict(), "frame_shape": [4, 4, 3]}, shard_frames
+    )
     for e, n in enumerate(lengths):
         frames = np.full((n, 4, 4, 3), e, np.uint8)
         frames[:, 0, 0, 0] = np.arange(n)  # frame index inside the episode

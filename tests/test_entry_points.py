@@ -104,7 +104,11 @@ def test_config_error_names_key(tmp_path):
     ],
 )
 def test_inference_bad_input(tiny_world, seed_files, tmp_path, args, message):
-    base = {"--checkpoint": str(tiny_world["world"]), "--seed-frames": str(seed_files / "seed.npz"), "--actions": str(seed_files / "actions.npy")}
+    base = {
+        "--checkpoint": str(tiny_world["world"]),
+        "--seed-frames": str(seed_files / "seed.npz"),
+        "--actions": str(seed_files / "actions.npy"),
+    }
     base[args[0]] = args[1].format(tmp=tmp_path, inputs=seed_files)
     out = tmp_path / "out"
     argv = [x for kv in base.items() for x in kv] + ["--out", str(out)]

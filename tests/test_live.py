@@ -38,7 +38,9 @@ def test_procgen_keys_encode_to_the_right_action(keys, label):
 
 
 def test_every_direction_combo_is_reachable():
-    combos = {procgen_action(PlayerInput(frozenset(h + v))) for h in ((), ("left",), ("right",)) for v in ((), ("up",), ("down",))}
+    combos = {
+        procgen_action(PlayerInput(frozenset(h + v))) for h in ((), ("left",), ("right",)) for v in ((), ("up",), ("down",))
+    }
     assert combos == set(range(9))
 
 

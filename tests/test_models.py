@@ -46,7 +46,9 @@ def test_frame_conversion_round_trip():
 
 
 def tiny_dynamics() -> Dynamics:
-    return Dynamics(DynamicsConfig(codebook_size=32, token_grid=[8, 8], num_actions=5, embed_dim=8, hidden_dim=8, layers=2, action_dim=8))
+    return Dynamics(
+        DynamicsConfig(codebook_size=32, token_grid=[8, 8], num_actions=5, embed_dim=8, hidden_dim=8, layers=2, action_dim=8)
+    )
 
 
 def test_forward_sequence_matches_repeated_step():

@@ -19,7 +19,9 @@ class RecordingDynamics(Dynamics):
 
 
 def make_model() -> RecordingDynamics:
-    return RecordingDynamics(DynamicsConfig(codebook_size=16, token_grid=[4, 4], num_actions=3, embed_dim=8, hidden_dim=8, layers=1, action_dim=8))
+    return RecordingDynamics(
+        DynamicsConfig(codebook_size=16, token_grid=[4, 4], num_actions=3, embed_dim=8, hidden_dim=8, layers=1, action_dim=8)
+    )
 
 
 def test_teacher_forcing_feeds_frame_t_and_never_the_target():

@@ -1,6 +1,6 @@
 """Train the ConvGRU/FiLM dynamics model on a token dataset; writes a world checkpoint.
 
-    python -m train.dynamics --config configs/coinrun/dynamics.yaml data.path=data/coinrun_train_tokens train.max_steps=3000
+python -m train.dynamics --config configs/coinrun/dynamics.yaml data.path=data/coinrun_train_tokens train.max_steps=3000
 """
 
 from __future__ import annotations

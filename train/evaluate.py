@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     for view in ("rgb", "gray84"):
         for h in (1, 8, args.horizon):
             if h <= args.horizon:
-                summary[f"delta_psnr@{h}/{view}"] = rows[h - 1][f"model/{view}/psnr"] - rows[h - 1][f"model_random_actions/{view}/psnr"]
+                summary[f"delta_psnr@{h}/{view}"] = (
+                    rows[h - 1][f"model/{view}/psnr"] - rows[h - 1][f"model_random_actions/{view}/psnr"]
+                )
     summary["model/gray84/ssim@1"] = rows[0]["model/gray84/ssim"]
     write_outputs(out, rows, summary)
     print(f"{settings.windows} windows, K={args.context}, N={args.horizon}, data {args.data}")

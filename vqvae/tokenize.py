@@ -1,6 +1,6 @@
 """Encode a frame dataset into a token dataset (uint16 grids, same actions and episodes).
 
-    python -m vqvae.tokenize --tokenizer runs/<run>/checkpoints/tokenizer.pt --data data/coinrun_train --out data/coinrun_train_tokens
+python -m vqvae.tokenize --tokenizer runs/<run>/checkpoints/tokenizer.pt --data data/coinrun_train --out data/coinrun_train_tokens
 """
 
 from __future__ import annotations

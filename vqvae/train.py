@@ -1,6 +1,6 @@
 """Train the frame tokenizer.
 
-    python -m vqvae.train --config configs/coinrun/vqvae.yaml data.path=data/coinrun_train train.max_steps=2000
+python -m vqvae.train --config configs/coinrun/vqvae.yaml data.path=data/coinrun_train train.max_steps=2000
 """
 
 from __future__ import annotations

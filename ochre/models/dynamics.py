@@ -78,7 +78,9 @@ class Dynamics(nn.Module):
         self.cfg = cfg
         e, c = cfg.embed_dim, cfg.hidden_dim
         self.token_embed = nn.Embedding(cfg.codebook_size, e)
-        self.action_embed = nn.Sequential(nn.Embedding(cfg.num_actions, cfg.action_dim), nn.GELU(), nn.Linear(cfg.action_dim, cfg.action_dim))
+        self.action_embed = nn.Sequential(
+            nn.Embedding(cfg.num_actions, cfg.action_dim), nn.GELU(), nn.Linear(cfg.action_dim, cfg.action_dim)
+        )
         self.stem = nn.Conv2d(e, c, 4, stride=2, padding=1)
         self.films = nn.ModuleList(FiLM(cfg.action_dim, c) for _ in range(cfg.layers))
         self.cells = nn.ModuleList(ConvGRUCell(c) for _ in range(cfg.layers))
@@ -113,7 +115,9 @@ class Dynamics(nn.Module):
         logits = self.head(torch.cat([F.gelu(self.up(x)), emb], 1))
         return DynamicsState(hidden, state.step + 1), logits
 
-    def forward(self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState | None = None) -> tuple[DynamicsState, torch.Tensor]:
+    def forward(
+        self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState | None = None
+    ) -> tuple[DynamicsState, torch.Tensor]:
         """Teacher-forced pass. tokens (B, T, h, w), actions (B, T) -> (state, logits (B, T, K, h, w)).
 
         logits[:, t] predicts tokens at t+1 from tokens[:, :t+1] and actions[:, :t+1].

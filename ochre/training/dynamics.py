@@ -85,9 +85,7 @@ def corrupt(tokens: torch.Tensor, fraction: float, codebook_size: int) -> torch.
     return torch.where(mask, torch.randint_like(tokens, codebook_size), tokens)
 
 
-def sequence_loss(
-    model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float
-) -> tuple[torch.Tensor, dict[str, float]]:
+def sequence_loss(model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float) -> tuple[torch.Tensor, dict[str, float]]:
     """batch.rows (B, T, h, w) tokens, batch.actions (B, T). Returns (mean CE over T-1 steps, logs)."""
     tokens, actions = batch.rows, batch.actions
     b, t_len = tokens.shape[:2]
@@ -155,14 +153,25 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     world_path = run_dir / "checkpoints" / "world.pt"
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     save = lambda step: save_world(  # noqa: E731
-        world_path, tok_payload, model, data.action_spec, configs, step, data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
+        world_path,
+        tok_payload,
+        model,
+        data.action_spec,
+        configs,
+        step,
+        data.manifest.get("world", cfg.run.world),
+        data.manifest.get("fps", 15),
     )
-    print(f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)")
+    print(
+        f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
+    )
     t0 = time.time()
     for step in (bar := tqdm(range(cfg.train.max_steps), desc="dynamics", unit="step")):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps)
-        loss, logs = sequence_loss(model, train.sample(cfg.train.batch_size).to(device), cfg.train, ar_probability(step, cfg.train))
+        loss, logs = sequence_loss(
+            model, train.sample(cfg.train.batch_size).to(device), cfg.train, ar_probability(step, cfg.train)
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))

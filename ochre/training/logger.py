@@ -1,6 +1,6 @@
 """Run folders: resolved config, metrics.csv, images/, videos/, plots/, checkpoints/; optional W&B.
 
-    runs/<timestamp>_<world>_<stage>/
+runs/<timestamp>_<world>_<stage>/
 """
 
 from __future__ import annotations

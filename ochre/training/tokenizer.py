@@ -1,7 +1,7 @@
 """Tokenizer training: reconstruction (L1 + MSE) through the FSQ bottleneck.
 
-    cfg = load_config(TokenizerTrainConfig, "configs/coinrun/vqvae.yaml", overrides)
-    train_tokenizer(cfg)
+cfg = load_config(TokenizerTrainConfig, "configs/coinrun/vqvae.yaml", overrides)
+train_tokenizer(cfg)
 """
 
 from __future__ import annotations

@@ -1,0 +1,43 @@
+"""Cut seed-frame files for `live.play` and `inference.py` out of a frame dataset.
+
+    python -m preprocess.seeds --data data/coinrun_heldout --out assets/coinrun/seed.npz --count 8 --context 4
+
+Writes `frames` (count, K, H, W, 3) uint8 and `actions` (count, K-1), taken from the
+first K frames of `count` different episodes (evenly spread over the dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ochre.data import EpisodeDataset
+from ochre.errors import OchreError, cli_entry
+from ochre.io import atomic_path
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="frame dataset folder")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--count", type=int, default=8, help="number of seeds (episodes)")
+    p.add_argument("--context", type=int, default=4, help="frames per seed K")
+    args = p.parse_args(argv)
+    data = EpisodeDataset(args.data, expect_kind="frames")
+    episodes = [e for e in data.episodes() if e[2] > args.context]
+    if len(episodes) < args.count:
+        raise OchreError(f"{args.data}: only {len(episodes)} episodes longer than {args.context} frames, need {args.count}")
+    picks = np.linspace(0, len(episodes) - 1, args.count).round().astype(int)
+    rows = [data.rows(episodes[i][0], episodes[i][1], args.context) for i in picks]
+    frames = np.stack([r for r, _ in rows])
+    actions = np.stack([a[:-1] for _, a in rows])
+    with atomic_path(Path(args.out)) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, frames=frames, actions=actions)
+    print(f"wrote {args.out}: frames {frames.shape}, actions {actions.shape}")
+
+
+if __name__ == "__main__":
+    main()
