@@ -1,5 +1,10 @@
 """The app's input mapping and its window loop under SDL's dummy video driver."""
 
+import os
+import shutil
+import subprocess
+import sys
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -8,6 +13,7 @@ import pytest
 
 from live.bindings import PROCGEN_KEYS, PlayerInput, procgen_action, read_input
 from ochre.actions import PROCGEN_ACTIONS
+from tests.conftest import ROOT
 
 
 def pressed(*keys):
@@ -60,3 +66,39 @@ def test_window_loop_runs_and_quits(tiny_world, monkeypatch):
     assert session.seed_index == 1 and session.last_action == PROCGEN_ACTIONS.labels.index("right")
     assert len(session.timings) == 3 and session.frame.shape == (64, 64, 3)
     assert np.asarray(session.frame).dtype == np.uint8
+
+
+XVFB_SCRIPT = """
+import pygame
+from live.app import Session, Window
+from ochre import WorldModel
+from ochre.inputs import load_seed
+
+wm = WorldModel.load({world!r}, device="cpu")
+frames, actions = load_seed("assets/coinrun/seed.npz")
+window = Window(Session(wm, frames, actions), scale=2)
+assert pygame.display.get_driver() == "x11", pygame.display.get_driver()
+window.pg.quit = lambda: None  # keep the display open to read the pixels back
+window.run(max_frames=3)
+pixels = pygame.surfarray.array3d(pygame.display.get_surface())
+print("frames", len(window.session.timings), "std", float(pixels.std()))
+"""
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed (apt-get install xvfb)")
+def test_real_window_under_xvfb(tiny_world):
+    """A real X11 window (not SDL's dummy driver) opens and shows a non-blank frame."""
+    display = ":87"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"} | {"DISPLAY": display, "OMP_NUM_THREADS": "1"}
+        script = XVFB_SCRIPT.format(world=str(tiny_world["world"]))
+        proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        words = proc.stdout.split()
+        assert words[words.index("frames") + 1] == "3"
+        assert float(words[words.index("std") + 1]) > 1.0  # an image, not a flat colour
+    finally:
+        xvfb.terminate()
+        xvfb.wait()
