@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pygame
@@ -41,7 +42,7 @@ def read_input(pressed: pygame.key.ScancodeWrapper | dict[int, bool], keys: dict
     return PlayerInput(frozenset(name for key, name in keys.items() if pressed[key]))
 
 
-def bindings_for(spec: DiscreteActionSpec) -> tuple[dict[int, str], callable]:
+def bindings_for(spec: DiscreteActionSpec) -> tuple[dict[int, str], Callable[[PlayerInput], int]]:
     """(key map, encoder) for a world's action schema."""
     if spec.name == "procgen":
         return PROCGEN_KEYS, procgen_action

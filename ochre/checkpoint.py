@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ochre.config import from_dict
+from ochre.config import from_dict, to_dict
 from ochre.errors import OchreError
 from ochre.io import load_torch, save_torch
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
@@ -24,7 +24,7 @@ def tokenizer_payload(model: Tokenizer, step: int, train_config: dict[str, Any])
     return {
         "format": "ochre-tokenizer",
         "format_version": FORMAT_VERSION,
-        "config": _cfg_dict(model.cfg),
+        "config": to_dict(model.cfg),
         "state_dict": model.state_dict(),
         "codebook_size": model.codebook_size,
         "step": step,
@@ -56,12 +56,6 @@ def build_tokenizer(payload: dict[str, Any]) -> Tokenizer:
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
     return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
-
-
-def _cfg_dict(cfg: Any) -> dict[str, Any]:
-    from ochre.config import to_dict
-
-    return to_dict(cfg)
 
 
 def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:

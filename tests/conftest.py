@@ -30,20 +30,10 @@ def run_module(*args: str, check: bool = True, timeout: int = 300) -> subprocess
 
 @pytest.fixture(scope="session")
 def frames_dataset(tmp_path_factory) -> Path:
-    from ochre.data.generate import generate_procgen
-    from ochre.envs.procgen import ProcgenSettings
-
+    """A few hundred real CoinRun frames, made with the real entry point."""
     out = tmp_path_factory.mktemp("data") / "coinrun"
-    generate_procgen(
-        out,
-        ProcgenSettings(num_levels=50),
-        steps=320,
-        num_envs=8,
-        seed=0,
-        shard_frames=160,
-        max_episode_frames=20,
-        progress=False,
-    )
+    run_module("preprocess.generate", "--world", "coinrun", "--steps", "320", "--num-envs", "8", "--num-levels", "50",
+               "--max-episode-frames", "20", "--shard-frames", "160", "--out", str(out))  # fmt: skip
     return out
 
 

@@ -68,3 +68,18 @@ def test_generated_coinrun_data(frames_dataset):
     assert rows.dtype == np.uint8 and rows.shape == (5, 64, 64, 3) and rows.std() > 0
     assert actions.min() >= 0 and actions.max() < 15
     assert max(n for _, _, n in data.episodes()) <= 20
+
+
+def test_generate_refuses_unknown_game_and_writes_nothing(tmp_path):
+    from tests.conftest import run_module
+
+    proc = run_module("preprocess.generate", "--world", "coinrunn", "--steps", "10", "--out", str(tmp_path / "d"), check=False)
+    assert proc.returncode == 2 and "unknown procgen game 'coinrunn'" in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_generate_refuses_to_overwrite(frames_dataset):
+    from tests.conftest import run_module
+
+    proc = run_module("preprocess.generate", "--steps", "10", "--out", str(frames_dataset), check=False)
+    assert proc.returncode == 2 and "already exists" in proc.stderr

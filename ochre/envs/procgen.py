@@ -55,8 +55,13 @@ class ProcgenVecEnv:
         )
 
     def observe(self) -> tuple[np.ndarray, np.ndarray]:
-        _, obs, first = self._env.observe()
-        return obs["rgb"].copy(), first.copy()
+        frames, _, first = self.observe_with_reward()
+        return frames, first
+
+    def observe_with_reward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> (frames (num,64,64,3) uint8, rewards (num,), first (num,) bool)."""
+        reward, obs, first = self._env.observe()
+        return obs["rgb"].copy(), reward.copy(), first.copy()
 
     def act(self, actions: np.ndarray) -> None:
         self._env.act(np.asarray(actions, dtype=np.int32))
@@ -69,14 +74,17 @@ class ProcgenEnv:
     fps = PROCGEN_FPS
 
     def __init__(self, settings: ProcgenSettings, seed: int = 0):
+        self.settings = settings
+        self._rng = np.random.default_rng(seed)
         self._vec = ProcgenVecEnv(settings, num=1, seed=seed)
 
     def reset(self) -> np.ndarray:
         # gym3 envs start an episode on creation; a fresh env object is the reset.
-        self._vec = ProcgenVecEnv(self._vec.settings, num=1, seed=int(np.random.randint(2**31)))
+        self._vec = ProcgenVecEnv(self.settings, num=1, seed=int(self._rng.integers(2**31)))
         return self._vec.observe()[0][0]
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool]:
+        """-> (next frame, reward, done); after done the frame is the next episode's first."""
         self._vec.act(np.array([action]))
-        rew, obs, first = self._vec._env.observe()
-        return obs["rgb"][0].copy(), float(rew[0]), bool(first[0])
+        frames, reward, first = self._vec.observe_with_reward()
+        return frames[0], float(reward[0]), bool(first[0])

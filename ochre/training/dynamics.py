@@ -152,16 +152,7 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01, betas=(0.9, 0.99))
     world_path = run_dir / "checkpoints" / "world.pt"
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
-    save = lambda step: save_world(  # noqa: E731
-        world_path,
-        tok_payload,
-        model,
-        data.action_spec,
-        configs,
-        step,
-        data.manifest.get("world", cfg.run.world),
-        data.manifest.get("fps", 15),
-    )
+    world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     print(
         f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
     )
@@ -186,7 +177,7 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
         if row:
             logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
-            save(step + 1)
+            save_world(world_path, tok_payload, model, data.action_spec, configs, step + 1, world, fps)
     logger.close()
     print(f"world checkpoint: {world_path}")
     return world_path
