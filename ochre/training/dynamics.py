@@ -32,6 +32,7 @@ from ochre.models.tokenizer import Tokenizer
 from ochre.sampling import rollout_tokens
 from ochre.training.common import DataConfig, LoggingConfig, RunConfig, resolve_device
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
+from ochre.training.state import load_train_state, save_train_state
 from ochre.training.tokenizer import lr_at
 from ochre.world import save_world
 
@@ -52,7 +53,9 @@ class DynamicsLoopConfig:
     seed: int = 0  # torch/numpy seed
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads (0 = torch default)
-    checkpoint_every: int = 500  # steps between world checkpoint writes
+    checkpoint_every: int = 500  # steps between world checkpoint + training state writes
+    resume: str = ""  # train_state.pt of an earlier run: continue it exactly (same config)
+    init_from: str = ""  # world checkpoint whose dynamics weights start this run (fresh optimizer)
     val_context: int = 4  # seed frames for validation rollouts
     val_horizon: int = 16  # predicted frames in validation rollouts
     val_windows: int = 32  # windows in the fixed validation set
@@ -151,13 +154,21 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01, betas=(0.9, 0.99))
     world_path = run_dir / "checkpoints" / "world.pt"
+    state_path = run_dir / "checkpoints" / "train_state.pt"
+    start = 0
+    if cfg.train.resume:
+        start = load_train_state(cfg.train.resume, model, opt, train.rng)
+    elif cfg.train.init_from:
+        model.load_state_dict(load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"])
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     print(
         f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
     )
     t0 = time.time()
-    for step in (bar := tqdm(range(cfg.train.max_steps), desc="dynamics", unit="step")):
+    for step in (
+        bar := tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="dynamics", unit="step")
+    ):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps)
         loss, logs = sequence_loss(
@@ -178,6 +189,7 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
             logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
             save_world(world_path, tok_payload, model, data.action_spec, configs, step + 1, world, fps)
+            save_train_state(state_path, model, opt, step + 1, train.rng)
     logger.close()
     print(f"world checkpoint: {world_path}")
     return world_path

@@ -52,7 +52,7 @@ def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, progress))))
+    return float(peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))))
 
 
 def reconstruction_loss(model: Tokenizer, x: torch.Tensor, mse_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
