@@ -1,0 +1,52 @@
+"""Frame dataset -> token dataset with the same episodes and actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ochre.data.store import MANIFEST, DatasetWriter, EpisodeDataset
+from ochre.errors import OchreError
+from ochre.frames import to_model
+from ochre.io import sha256_file
+from ochre.models.tokenizer import Tokenizer
+
+
+@torch.inference_mode()
+def encode_frames(model: Tokenizer, frames: np.ndarray, batch: int = 256, device: str = "cpu") -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, h, w) uint16 tokens."""
+    out = [model.encode(to_model(frames[i : i + batch], device))[0].cpu() for i in range(0, len(frames), batch)]
+    return torch.cat(out).numpy().astype(np.uint16)
+
+
+def tokenize_dataset(
+    model: Tokenizer, tokenizer_path: str | Path, data_path: str | Path, out: str | Path, batch: int = 256, device: str = "cpu"
+) -> dict:
+    out = Path(out)
+    if (out / MANIFEST).exists():
+        raise OchreError(f"{out}: a dataset already exists here; choose another --out or delete it")
+    data = EpisodeDataset(data_path, expect_kind="frames")
+    frame_shape = list(data.manifest["frame_shape"][:2])
+    if frame_shape != list(model.cfg.frame_size):
+        raise OchreError(f"{data_path}: frames are {frame_shape} but the tokenizer expects {model.cfg.frame_size}")
+    meta = {k: v for k, v in data.manifest.items() if k in ("world", "action_schema", "frame_shape", "fps", "source")}
+    meta |= {
+        "token_grid": list(model.cfg.token_grid),
+        "codebook_size": model.codebook_size,
+        "tokenizer": {"path": str(tokenizer_path), "sha256": sha256_file(tokenizer_path)},
+        "frames_dataset": str(data_path),
+    }
+    writer = DatasetWriter(out, "tokens", meta, shard_frames=10**9)
+    model = model.to(device).eval()
+    episodes = data.episodes()
+    for shard_index, shard in enumerate(data.manifest["shards"]):
+        for sh, start, length in tqdm(
+            [e for e in episodes if e[0] == shard_index], desc=f"tokenize {shard['name']}", unit="episode"
+        ):
+            frames, actions = data.rows(sh, start, length)
+            writer.add_episode(encode_frames(model, frames, batch, device), actions)
+        writer.flush()  # one token shard per frame shard
+    return writer.close()
