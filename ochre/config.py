@@ -130,6 +130,17 @@ def load_config(cls: type[C], preset: str | Path | None, overrides: list[str] | 
         raise ConfigError(f"{where}{err}") from None
 
 
+def config_from_argv(cls: type[C], default_preset: str, argv: list[str] | None, doc: str | None) -> C:
+    """`--config PRESET key.sub=value ...` -> validated config (the shared CLI of every trainer)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=default_preset, help="YAML preset")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=5")
+    args = p.parse_args(argv)
+    return load_config(cls, args.config, args.overrides)
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain nested dict (lists, not tuples) safe for YAML and weights-only checkpoints."""
     return _plain(dataclasses.asdict(cfg))

@@ -5,20 +5,14 @@ python -m vqvae.train --config configs/coinrun/vqvae.yaml data.path=data/coinrun
 
 from __future__ import annotations
 
-import argparse
-
-from ochre.config import load_config
+from ochre.config import config_from_argv
 from ochre.errors import cli_entry
 from ochre.training.tokenizer import TokenizerTrainConfig, train_tokenizer
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/coinrun/vqvae.yaml", help="YAML preset")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=5")
-    args = p.parse_args(argv)
-    train_tokenizer(load_config(TokenizerTrainConfig, args.config, args.overrides))
+    train_tokenizer(config_from_argv(TokenizerTrainConfig, "configs/coinrun/vqvae.yaml", argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,53 @@ class RunConfig:
     world: str = "coinrun"  # world name, used in the run folder name
     dir: str = "runs"  # parent folder of run folders
     name: str = ""  # run folder name; empty = <timestamp>_<world>_<stage>
+
+
+@dataclass
+class LoopConfig:
+    """Optimizer-loop settings shared by every trainer."""
+
+    max_steps: int = 2000  # optimizer steps
+    batch_size: int = 32  # samples per step
+    lr: float = 1e-3  # peak learning rate (cosine decay after warmup)
+    warmup_steps: int = 100  # linear warmup steps
+    grad_clip: float = 1.0  # max gradient norm
+    seed: int = 0  # torch/numpy seed
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads (0 = torch default)
+    checkpoint_every: int = 500  # steps between checkpoint writes
+
+
+def lr_at(step: int, cfg: LoopConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to 5% of it at cfg.max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def set_lr(opt: torch.optim.Optimizer, step: int, cfg: LoopConfig) -> float:
+    lr = lr_at(step, cfg)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def optimizer_step(opt: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, grad_clip: float) -> float:
+    """Backward, clip, step; returns the gradient norm before clipping."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return float(norm)
+
+
+def setup_torch(cfg: LoopConfig) -> torch.device:
+    """Seed torch, set CPU threads, and resolve the device."""
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return resolve_device(cfg.device)
 
 
 def resolve_device(name: str) -> torch.device:

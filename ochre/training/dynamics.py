@@ -30,15 +30,14 @@ from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
 from ochre.sampling import rollout_tokens
-from ochre.training.common import DataConfig, LoggingConfig, RunConfig, resolve_device
+from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, optimizer_step, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
 from ochre.training.state import load_train_state, save_train_state
-from ochre.training.tokenizer import lr_at
 from ochre.world import save_world
 
 
 @dataclass
-class DynamicsLoopConfig:
+class DynamicsLoopConfig(LoopConfig):
     max_steps: int = 3000  # optimizer steps
     batch_size: int = 24  # windows per step
     seq_len: int = 12  # frames per window (seq_len - 1 predicted transitions)
@@ -47,13 +46,6 @@ class DynamicsLoopConfig:
     ar_start: int = 300  # step where p_ar starts ramping up from 0
     ar_end: int = 1500  # step where p_ar reaches ar_max
     token_noise: float = 0.02  # fraction of input tokens replaced by random codes
-    lr: float = 1e-3  # peak learning rate (cosine decay after warmup)
-    warmup_steps: int = 100  # linear warmup steps
-    grad_clip: float = 1.0  # max gradient norm
-    seed: int = 0  # torch/numpy seed
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads (0 = torch default)
-    checkpoint_every: int = 500  # steps between world checkpoint + training state writes
     resume: str = ""  # train_state.pt of an earlier run: continue it exactly (same config)
     init_from: str = ""  # world checkpoint whose dynamics weights start this run (fresh optimizer)
     val_context: int = 4  # seed frames for validation rollouts
@@ -137,10 +129,7 @@ def resolve_model_config(cfg: DynamicsTrainConfig, data: EpisodeDataset, tokeniz
 
 def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     """Train, write the world checkpoint, and return its path."""
-    torch.manual_seed(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = setup_torch(cfg.train)
     data = EpisodeDataset(cfg.data.path, expect_kind="tokens")
     tok_path = cfg.tokenizer.path or data.manifest["tokenizer"]["path"]
     tok_payload = load_checkpoint(tok_path, "ochre-tokenizer")
@@ -169,20 +158,16 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     for step in (
         bar := tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="dynamics", unit="step")
     ):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps)
+        lr = set_lr(opt, step, cfg.train)
         loss, logs = sequence_loss(
             model, train.sample(cfg.train.batch_size).to(device), cfg.train, ar_probability(step, cfg.train)
         )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
-        opt.step()
+        logs["grad_norm"] = optimizer_step(opt, model, loss, cfg.train.grad_clip)
         bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}", copy=f"{logs['copy_acc']:.3f}")
         last = step + 1 == cfg.train.max_steps
         row = {}
         if step % cfg.logging.log_every == 0 or last:
-            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": opt.param_groups[0]["lr"], "time_s": time.time() - t0}
+            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": lr, "time_s": time.time() - t0}
         if step % cfg.logging.sample_every == 0 or last:
             row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step)
         if row:
@@ -205,14 +190,15 @@ def validate(
     k = cfg.val_context
     pred = rollout_tokens(model, batch.rows[:, :k], batch.actions[:, : k - 1], batch.actions[:, k - 1 : -1])
     model.train()
-    decode = lambda tok: (tokenizer.decode_tokens(tok.flatten(0, 1)).clamp(-1, 1) + 1) / 2  # noqa: E731
-    target = decode(batch.rows[:, k:])
-    frames = decode(pred)
+
+    def decode(tokens: torch.Tensor) -> torch.Tensor:  # (B, N, h, w) -> (B, N, 3, H, W) in [0, 1]
+        frames = tokenizer.decode_tokens(tokens.flatten(0, 1)).clamp(-1, 1)
+        return ((frames + 1) / 2).unflatten(0, tokens.shape[:2])
+
+    target, frames = decode(batch.rows[:, k:]), decode(pred)
     copy = decode(batch.rows[:, k - 1 : k].expand_as(batch.rows[:, k:]))
-    n = pred.shape[1]
-    per_h = [psnr(frames.view(-1, n, *frames.shape[1:])[:, h], target.view(-1, n, *target.shape[1:])[:, h]) for h in range(n)]
-    gt_u8 = to_uint8(target.view(-1, n, *target.shape[1:])[0] * 2 - 1)
-    pred_u8 = to_uint8(frames.view(-1, n, *frames.shape[1:])[0] * 2 - 1)
+    per_h = [psnr(frames[:, h], target[:, h]) for h in range(frames.shape[1])]
+    gt_u8, pred_u8 = to_uint8(target[0] * 2 - 1), to_uint8(frames[0] * 2 - 1)
     logger.image("val_rollout", step, image_grid([gt_u8, pred_u8]))
     logger.video("val_rollout", step, np.concatenate([gt_u8, pred_u8], axis=2), fps=8)
     return {
@@ -222,5 +208,5 @@ def validate(
         "val/rollout_psnr": psnr(frames, target),
         "val/copy_psnr": psnr(copy, target),
         "val/rollout_psnr@1": per_h[0],
-        f"val/rollout_psnr@{n}": per_h[-1],
+        f"val/rollout_psnr@{len(per_h)}": per_h[-1],
     }

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -21,22 +20,13 @@ from ochre.data import EpisodeDataset, WindowSampler
 from ochre.frames import to_model, to_uint8
 from ochre.metrics import codebook_usage, psnr
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
-from ochre.training.common import DataConfig, LoggingConfig, RunConfig, resolve_device
+from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, optimizer_step, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
 
 
 @dataclass
-class TokenizerLoopConfig:
-    max_steps: int = 2000  # optimizer steps
-    batch_size: int = 32  # frames per step
-    lr: float = 1e-3  # peak learning rate (cosine decay after warmup)
-    warmup_steps: int = 100  # linear warmup steps
-    grad_clip: float = 1.0  # max gradient norm
+class TokenizerLoopConfig(LoopConfig):
     mse_weight: float = 1.0  # weight of the MSE term next to L1
-    seed: int = 0  # torch/numpy seed
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads (0 = torch default)
-    checkpoint_every: int = 500  # steps between checkpoint writes
 
 
 @dataclass
@@ -46,13 +36,6 @@ class TokenizerTrainConfig:
     train: TokenizerLoopConfig = field(default_factory=TokenizerLoopConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     run: RunConfig = field(default_factory=RunConfig)
-
-
-def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return float(peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))))
 
 
 def reconstruction_loss(model: Tokenizer, x: torch.Tensor, mse_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
@@ -74,10 +57,7 @@ def reconstruction_loss(model: Tokenizer, x: torch.Tensor, mse_weight: float) ->
 
 def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     """Train and return the path of the final tokenizer checkpoint."""
-    torch.manual_seed(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = setup_torch(cfg.train)
     data = EpisodeDataset(cfg.data.path, expect_kind="frames")
     train = WindowSampler(data, 1, "train", cfg.data.val_every, seed=cfg.train.seed)
     val = WindowSampler(data, 1, "val", cfg.data.val_every, seed=cfg.train.seed + 1)
@@ -91,19 +71,15 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     bar = tqdm(range(cfg.train.max_steps), desc="tokenizer", unit="step")
     t0 = time.time()
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps)
+        lr = set_lr(opt, step, cfg.train)
         x = to_model(train.sample(cfg.train.batch_size).rows[:, 0], device)
         loss, logs = reconstruction_loss(model, x, cfg.train.mse_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
-        opt.step()
+        logs["grad_norm"] = optimizer_step(opt, model, loss, cfg.train.grad_clip)
         bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}")
         last = step + 1 == cfg.train.max_steps
         row = {}
         if step % cfg.logging.log_every == 0 or last:
-            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": opt.param_groups[0]["lr"], "time_s": time.time() - t0}
+            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": lr, "time_s": time.time() - t0}
         if step % cfg.logging.sample_every == 0 or last:
             row |= validate(model, val_batch.rows[:, 0], logger, step, device)
         if row:
