@@ -11,7 +11,6 @@ random actions and writes DIR/play.mp4 and DIR/timings.csv.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,6 @@ def main(argv: list[str] | None = None) -> None:
                 "no display found (DISPLAY is not set); play without a window: "
                 f"python -m live.play --checkpoint {args.checkpoint} --headless --frames 300 --out runs/play"
             )
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     from live.app import Session, Window, run_headless
 
     wm = WorldModel.load(args.checkpoint, device=args.device)
