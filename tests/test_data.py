@@ -83,3 +83,13 @@ def test_generate_refuses_to_overwrite(frames_dataset):
 
     proc = run_module("preprocess.generate", "--steps", "10", "--out", str(frames_dataset), check=False)
     assert proc.returncode == 2 and "already exists" in proc.stderr
+
+
+def test_procgen_env_interface():
+    from ochre.envs.procgen import ProcgenEnv, ProcgenSettings
+
+    env = ProcgenEnv(ProcgenSettings(num_levels=10), seed=0)
+    first = env.reset()
+    frame, reward, done = env.step(7)
+    assert first.shape == frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    assert isinstance(reward, float) and isinstance(done, bool)

@@ -50,7 +50,6 @@ class WindowSampler:
             [np.stack([np.full(n - length + 1, sh), np.arange(st, st + n - length + 1)], 1) for sh, st, n in episodes]
         )
         self.rng = np.random.default_rng(seed)
-        self.key = data.kind
 
     def __len__(self) -> int:
         return len(self.starts)
