@@ -22,11 +22,13 @@ from ochre.metrics import codebook_usage, psnr
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, optimizer_step, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
+from ochre.training.state import load_train_state, save_train_state
 
 
 @dataclass
 class TokenizerLoopConfig(LoopConfig):
     mse_weight: float = 1.0  # weight of the MSE term next to L1
+    resume: str = ""  # train_state.pt of an earlier run: continue it exactly (same config)
 
 
 @dataclass
@@ -67,8 +69,10 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     model = Tokenizer(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.0, betas=(0.9, 0.99))
     ckpt = run_dir / "checkpoints" / "tokenizer.pt"
+    state_path = run_dir / "checkpoints" / "train_state.pt"
+    start = load_train_state(cfg.train.resume, model, opt, train.rng) if cfg.train.resume else 0
     print(f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device})")
-    bar = tqdm(range(cfg.train.max_steps), desc="tokenizer", unit="step")
+    bar = tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="tokenizer", unit="step")
     t0 = time.time()
     for step in bar:
         lr = set_lr(opt, step, cfg.train)
@@ -86,6 +90,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
             logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
             save_tokenizer(ckpt, model, step + 1, to_dict(cfg))
+            save_train_state(state_path, model, opt, step + 1, train.rng)
     logger.close()
     print(f"tokenizer checkpoint: {ckpt}")
     return ckpt
