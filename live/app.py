@@ -90,6 +90,18 @@ def run_headless(session: Session, frames: int, out: Path, seed: int = 0) -> dic
     return {"p50_ms": float(np.percentile(totals, 50)), "p99_ms": float(np.percentile(totals, 99))}
 
 
+def no_window_error(reason: str, checkpoint: str = "C") -> OchreError:
+    """The one message for every way a window can fail to open: why, and the headless command instead."""
+    return OchreError(
+        f"{reason}; play without a window: python -m live.play --checkpoint {checkpoint} --headless --frames 300 --out runs/play"
+    )
+
+
+def require_display(checkpoint: str = "C") -> None:
+    if not display_available():
+        raise no_window_error("no display found (DISPLAY is not set)", checkpoint)
+
+
 def display_available() -> bool:
     if os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen"):
         return True
@@ -102,10 +114,7 @@ class Window:
     def __init__(self, session: Session, scale: int = 8, hud: bool = True):
         import pygame
 
-        if not display_available():
-            raise OchreError(
-                "no display found (DISPLAY is not set); play without a window: python -m live.play --headless --frames 300 --out DIR"
-            )
+        require_display()
         self.pg = pygame
         self.session = session
         self.keys, self.encode = bindings_for(session.wm.action_spec)
@@ -114,9 +123,7 @@ class Window:
         try:
             self.screen = pygame.display.set_mode((w * scale, h * scale))
         except pygame.error as err:
-            raise OchreError(
-                f"cannot open a window ({err}); play without a window: python -m live.play --headless --frames 300 --out DIR"
-            ) from None
+            raise no_window_error(f"cannot open a window ({err})") from None
         pygame.display.set_caption(
             f"Ochre — {session.wm.info.get('world', 'world')} (arrows/WASD, R reset, N next seed, H hud, Esc quit)"
         )

@@ -51,13 +51,9 @@ def load_seeds(path: str, wm: WorldModel) -> tuple[np.ndarray, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not args.headless:
-        from live.app import display_available
+        from live.app import require_display
 
-        if not display_available():
-            raise OchreError(
-                "no display found (DISPLAY is not set); play without a window: "
-                f"python -m live.play --checkpoint {args.checkpoint} --headless --frames 300 --out runs/play"
-            )
+        require_display(args.checkpoint)
     from live.app import Session, Window, run_headless
 
     wm = WorldModel.load(args.checkpoint, device=args.device)

@@ -24,9 +24,11 @@ def generate_procgen(
 ) -> dict:
     """Record `steps` frames of uniform-random play; returns the manifest.
 
-    max_episode_frames > 0 truncates every episode after that many frames and starts
-    fresh levels, so a fixed frame budget covers many more levels (random agents
-    rarely finish a CoinRun level and would otherwise sit in one level ~600 frames).
+    max_episode_frames > 0 restarts all envs on fresh levels whenever env 0's current
+    episode reaches that many frames, truncating every open episode, so a fixed frame
+    budget covers many more levels (random agents rarely finish a CoinRun level and
+    would otherwise sit in one level ~600 frames). Other envs' episodes can run longer
+    when env 0 started a new episode inside the chunk.
     """
     out = Path(out)
     if (out / MANIFEST).exists():
