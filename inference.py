@@ -54,7 +54,7 @@ def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray
     if tuple(frames.shape[2:]) != wm.frame_shape:
         raise OchreError(f"{args.seed_frames}: frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
     if seed_actions is None:
-        seed_actions = np.full((b, k - 1), wm.action_spec.noop)
+        seed_actions = wm.action_spec.neutral((b, k - 1))
     seed_actions = wm.action_spec.validate(seed_actions, args.seed_frames)
     seed_actions = seed_actions if seed_actions.ndim == 2 else seed_actions[None]
     if seed_actions.shape != (b, k - 1):

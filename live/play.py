@@ -42,7 +42,7 @@ def load_seeds(path: str, wm: WorldModel) -> tuple[np.ndarray, np.ndarray]:
     if tuple(frames.shape[2:]) != wm.frame_shape:
         raise OchreError(f"{path}: seed frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
     if actions is None:
-        actions = np.full(frames.shape[:2], wm.action_spec.noop)[:, 1:]
+        actions = wm.action_spec.neutral((frames.shape[0], frames.shape[1] - 1))
     actions = wm.action_spec.validate(actions, path).reshape(frames.shape[0], frames.shape[1] - 1)
     return frames, actions
 

@@ -1,8 +1,23 @@
 """Action schemas: what each control is, how it is encoded, how to validate it.
 
 A schema travels inside every dataset manifest and world checkpoint
-(`to_dict` / `action_spec_from_dict`), so the app and `inference.py` always know
-how to encode input for the world they load.
+(`to_dict` / `action_spec_from_dict`), so the app, `inference.py` and the
+importers always know how to encode input for the world they load.
+
+Two kinds:
+
+- `DiscreteActionSpec`: one categorical id per step (Procgen, Atari). Labels are
+  `+`-joined control names ("left+up"), which is how the data tools know which
+  controls an id presses.
+- `FirstPersonActionSpec`: ViZDoom and Minecraft-style recordings. A player's
+  input is continuous: yaw and pitch deltas (degrees, or normalised to [-1, 1]
+  by `max_deg`) and a set of buttons held. The model sees the encoded form, one
+  int64 vector per step: `[yaw_bin, pitch_bin, forward, left, back, right, jump,
+  attack, sprint, sneak]`, with the camera binned by `camera_edges`.
+
+Every spec offers the same surface: `shape` (of one encoded action), `factors`
+(the cardinality of each encoded component), `neutral()`, `sample()`,
+`validate()`, `control_names` and `active_controls()`.
 """
 
 from __future__ import annotations
@@ -35,6 +50,14 @@ class DiscreteActionSpec:
         """Shape of one encoded action (a scalar id)."""
         return ()
 
+    @property
+    def factors(self) -> tuple[int, ...]:
+        return (self.n,)
+
+    def neutral(self, size: int | tuple[int, ...] = ()) -> np.ndarray:
+        """The do-nothing action, repeated to `size`."""
+        return np.full(size, self.noop, dtype=np.int64)
+
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...] | None = None) -> np.ndarray:
         return rng.integers(0, self.n, size=size)
 
@@ -53,15 +76,212 @@ class DiscreteActionSpec:
             )
         return arr.astype(np.int64)
 
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        """Every control any label presses, in first-seen order (the noop label presses none)."""
+        names: list[str] = []
+        for i, label in enumerate(self.labels):
+            if i != self.noop:
+                names += [c for c in label.split("+") if c not in names]
+        return tuple(names)
+
+    def active_controls(self, actions: np.ndarray) -> np.ndarray:
+        """(..., C) bool: which of `control_names` each action presses."""
+        names = self.control_names
+        table = np.zeros((self.n, len(names)), dtype=bool)
+        for i, label in enumerate(self.labels):
+            if i != self.noop:
+                for c in label.split("+"):
+                    table[i, names.index(c)] = True
+        return table[np.asarray(actions, dtype=np.int64)]
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "labels": list(self.labels), "noop": self.noop, "version": self.version}
 
 
-def action_spec_from_dict(data: dict[str, Any]) -> DiscreteActionSpec:
+FIRST_PERSON_BUTTONS = ("forward", "left", "back", "right", "jump", "attack", "sprint", "sneak")
+FIRST_PERSON_KEYS = {  # what a player presses for each button, for help texts and importers
+    "forward": "W",
+    "left": "A",
+    "back": "S",
+    "right": "D",
+    "jump": "Space",
+    "attack": "left mouse",
+    "sprint": "Ctrl",
+    "sneak": "Shift",
+}
+DEFAULT_CAMERA_EDGES = (-0.6, -0.25, -0.08, 0.08, 0.25, 0.6)
+
+
+@dataclass(frozen=True)
+class FirstPersonActionSpec:
+    """Mouse-look camera plus held buttons, shared by ViZDoom and imported recordings.
+
+    Continuous form (what a player or a recording gives), float (..., 2 + B):
+        [yaw, pitch, *buttons]; yaw/pitch normalised to [-1, 1] (1 = `max_deg` degrees,
+        yaw > 0 turns right, pitch > 0 looks up), buttons in [0, 1] (fraction held).
+    Encoded form (what datasets store and the model sees), int64 (..., 2 + B):
+        [yaw_bin, pitch_bin, *buttons]; bins index the intervals cut by `camera_edges`,
+        buttons are 0/1 (held at least half the step).
+    """
+
+    name: str = "first_person"
+    camera_edges: tuple[float, ...] = DEFAULT_CAMERA_EDGES
+    max_deg: float = 15.0
+    buttons: tuple[str, ...] = FIRST_PERSON_BUTTONS
+    version: int = 1
+
+    kind = "first_person"
+
+    def __post_init__(self) -> None:
+        edges = np.asarray(self.camera_edges, dtype=np.float64)
+        if len(edges) < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= -1 or edges[-1] >= 1:
+            raise OchreError(
+                f"action schema '{self.name}': camera_edges {list(self.camera_edges)} must be at least two "
+                "strictly increasing values inside (-1, 1)"
+            )
+        if not (edges[0] < 0 < edges[-1]) or np.any(edges == 0):
+            raise OchreError(f"action schema '{self.name}': camera_edges must put 0 strictly inside one bin (a still camera)")
+        if self.max_deg <= 0:
+            raise OchreError(f"action schema '{self.name}': max_deg must be positive, got {self.max_deg}")
+        if len(set(self.buttons)) != len(self.buttons):
+            raise OchreError(f"action schema '{self.name}': duplicate button names in {list(self.buttons)}")
+
+    # --- layout -------------------------------------------------------------
+
+    @property
+    def camera_bins(self) -> int:
+        return len(self.camera_edges) + 1
+
+    @property
+    def still_bin(self) -> int:
+        """The bin that holds a zero delta."""
+        return int(np.searchsorted(self.camera_edges, 0.0))
+
+    @property
+    def bin_centers(self) -> np.ndarray:
+        """Representative normalised delta of each bin (0 for the still bin)."""
+        bounds = np.r_[-1.0, self.camera_edges, 1.0]
+        centers = (bounds[:-1] + bounds[1:]) / 2
+        centers[self.still_bin] = 0.0
+        return centers
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (2 + len(self.buttons),)
+
+    @property
+    def factors(self) -> tuple[int, ...]:
+        return (self.camera_bins, self.camera_bins) + (2,) * len(self.buttons)
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        return ("yaw", "pitch", *self.buttons)
+
+    def index(self, control: str) -> int:
+        """Column of `control` in the encoded and continuous forms."""
+        try:
+            return self.control_names.index(control)
+        except ValueError:
+            raise OchreError(
+                f"action schema '{self.name}' has no control '{control}' (known: {', '.join(self.control_names)})"
+            ) from None
+
+    # --- conversions --------------------------------------------------------
+
+    def normalise_degrees(self, degrees: np.ndarray) -> np.ndarray:
+        """Camera deltas in degrees -> [-1, 1], clipped at ±max_deg."""
+        return np.clip(np.asarray(degrees, dtype=np.float64) / self.max_deg, -1.0, 1.0)
+
+    def encode(self, continuous: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """(..., 2+B) continuous -> (..., 2+B) int64 encoded; buttons held >= threshold count as pressed."""
+        x = np.asarray(continuous, dtype=np.float64)
+        if x.shape[-1:] != self.shape:
+            raise OchreError(f"action schema '{self.name}': continuous actions need {self.shape[0]} columns, got shape {x.shape}")
+        out = np.empty(x.shape, dtype=np.int64)
+        out[..., :2] = np.searchsorted(self.camera_edges, np.clip(x[..., :2], -1.0, 1.0), side="right")
+        out[..., 2:] = x[..., 2:] >= threshold
+        return out
+
+    def decode(self, encoded: np.ndarray) -> np.ndarray:
+        """(..., 2+B) int64 encoded -> (..., 2+B) float: bin centres and 0/1 buttons."""
+        e = self.validate(encoded, "encoded actions")
+        out = e.astype(np.float64)
+        out[..., :2] = self.bin_centers[e[..., :2]]
+        return out
+
+    def degrees(self, encoded: np.ndarray) -> np.ndarray:
+        """(..., 2) yaw/pitch deltas in degrees that the encoded actions stand for."""
+        return self.decode(encoded)[..., :2] * self.max_deg
+
+    # --- the common surface ---------------------------------------------------
+
+    def neutral(self, size: int | tuple[int, ...] = ()) -> np.ndarray:
+        """Still camera, no buttons, repeated to `size`."""
+        size = (size,) if isinstance(size, int) else tuple(size)
+        out = np.zeros((*size, *self.shape), dtype=np.int64)
+        out[..., :2] = self.still_bin
+        return out
+
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, ...] | None = None) -> np.ndarray:
+        size = () if size is None else (size,) if isinstance(size, int) else tuple(size)
+        return np.stack([rng.integers(0, f, size=size) for f in self.factors], axis=-1)
+
+    def validate(self, actions: Any, source: str = "actions") -> np.ndarray:
+        arr = np.asarray(actions)
+        if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise OchreError(f"{source}: encoded actions must be integers for the '{self.name}' schema, got dtype {arr.dtype}")
+        if arr.shape[-1:] != self.shape:
+            raise OchreError(
+                f"{source}: each action needs {self.shape[0]} columns ({', '.join(self.control_names)}), got shape {arr.shape}"
+            )
+        for col, (name, f) in enumerate(zip(self.control_names, self.factors, strict=True)):
+            bad = (arr[..., col] < 0) | (arr[..., col] >= f)
+            if bad.any():
+                raise OchreError(f"{source}: '{name}' value {int(arr[..., col][bad].flat[0])} is outside 0-{f - 1}")
+        return arr.astype(np.int64)
+
+    def active_controls(self, actions: np.ndarray) -> np.ndarray:
+        """(..., C) bool: camera moved off the still bin, buttons pressed."""
+        a = np.asarray(actions, dtype=np.int64)
+        return np.concatenate([a[..., :2] != self.still_bin, a[..., 2:] > 0], axis=-1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "camera_edges": list(self.camera_edges),
+            "max_deg": self.max_deg,
+            "buttons": list(self.buttons),
+            "controls": list(self.control_names),
+        }
+
+
+ActionSpec = DiscreteActionSpec | FirstPersonActionSpec
+SCHEMA_VERSIONS = {"discrete": 1, "first_person": 1}
+
+
+def action_spec_from_dict(data: dict[str, Any]) -> ActionSpec:
     kind = data.get("kind")
+    if kind not in SCHEMA_VERSIONS:
+        raise OchreError(f"unknown action schema kind {kind!r} (known: {', '.join(SCHEMA_VERSIONS)})")
+    version = data.get("version", 1)
+    if version > SCHEMA_VERSIONS[kind]:
+        raise OchreError(
+            f"action schema '{data.get('name')}' has version {version}; this Ochre reads up to {SCHEMA_VERSIONS[kind]}"
+        )
     if kind == "discrete":
-        return DiscreteActionSpec(data["name"], tuple(data["labels"]), data.get("noop", 0), data.get("version", 1))
-    raise OchreError(f"unknown action schema kind {kind!r} (known: discrete)")
+        return DiscreteActionSpec(data["name"], tuple(data["labels"]), data.get("noop", 0), version)
+    return FirstPersonActionSpec(
+        name=data.get("name", "first_person"),
+        camera_edges=tuple(float(e) for e in data["camera_edges"]),
+        max_deg=float(data["max_deg"]),
+        buttons=tuple(data["buttons"]),
+        version=version,
+    )
 
 
 # Procgen's 15 ids, in the order the `procgen` package defines its combos.

@@ -26,3 +26,22 @@ def to_unit(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1], for metrics."""
     x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames)
     return x.movedim(-1, -3).float().div(255.0)
+
+
+def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (..., H, W, 3) -> uint8 (..., h, w, 3); size is (h, w).
+
+    Area averaging when shrinking (no aliasing of thin game sprites), bilinear when
+    growing. Frames already at `size` come back unchanged.
+    """
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    h, w = size
+    if frames.shape[-3:-1] == (h, w):
+        return frames
+    shrink = frames.shape[-3] >= h and frames.shape[-2] >= w
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    out = np.stack([np.asarray(Image.fromarray(f).resize((w, h), method)) for f in flat])
+    return out.reshape(*frames.shape[:-3], h, w, 3)

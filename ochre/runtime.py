@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ochre.actions import DiscreteActionSpec, action_spec_from_dict
+from ochre.actions import ActionSpec, action_spec_from_dict
 from ochre.checkpoint import build_tokenizer, load_checkpoint
 from ochre.config import from_dict
 from ochre.errors import OchreError
@@ -48,7 +48,7 @@ class WorldModel:
         self,
         tokenizer: Tokenizer,
         dynamics: Dynamics,
-        action_spec: DiscreteActionSpec,
+        action_spec: ActionSpec,
         device: torch.device,
         info: dict[str, Any] | None = None,
     ):
@@ -104,7 +104,7 @@ class WorldModel:
             raise OchreError(f"seed frames must be (K, H, W, 3), got shape {seed_frames.shape}")
         k = len(seed_frames)
         if seed_actions is None:
-            seed_actions = np.full(k - 1, self.action_spec.noop)
+            seed_actions = self.action_spec.neutral(k - 1)
         seed_actions = self.action_spec.validate(seed_actions, "seed actions")
         if seed_actions.shape != (k - 1,):
             raise OchreError(f"seed actions must have shape ({k - 1},) for {k} seed frames, got {seed_actions.shape}")

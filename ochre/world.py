@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ochre.actions import DiscreteActionSpec
+from ochre.actions import ActionSpec
 from ochre.checkpoint import FORMAT_VERSION, state_dict_cpu
 from ochre.config import to_dict
 from ochre.io import save_torch
@@ -16,7 +16,7 @@ def save_world(
     path: str | Path,
     tokenizer_payload: dict[str, Any],
     dynamics: Dynamics,
-    action_spec: DiscreteActionSpec,
+    action_spec: ActionSpec,
     configs: dict[str, Any],
     step: int,
     world: str,

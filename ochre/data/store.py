@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ochre.actions import DiscreteActionSpec, action_spec_from_dict
+from ochre.actions import ActionSpec, action_spec_from_dict
 from ochre.errors import OchreError
 from ochre.io import save_npy, sha256_file, write_json
 
@@ -139,7 +139,7 @@ class EpisodeDataset:
         if expect_kind and self.kind != expect_kind:
             hint = "run `python -m vqvae.tokenize` first" if expect_kind == "tokens" else "pass a frame dataset"
             raise OchreError(f"{self.path}: this is a '{self.kind}' dataset but '{expect_kind}' is needed ({hint})")
-        self.action_spec: DiscreteActionSpec = action_spec_from_dict(self.manifest["action_schema"])
+        self.action_spec: ActionSpec = action_spec_from_dict(self.manifest["action_schema"])
         self.shards = [self._open_shard(s) for s in self.manifest["shards"]]
         if not self.shards:
             raise OchreError(f"{self.path}: dataset has no complete shards")

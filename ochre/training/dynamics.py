@@ -108,6 +108,11 @@ def sequence_loss(model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: 
 def resolve_model_config(cfg: DynamicsTrainConfig, data: EpisodeDataset, tokenizer: Tokenizer, tok_path: str) -> DynamicsConfig:
     """Codebook size, token grid and action count come from the tokenizer and data; a mismatch is an error."""
     m = cfg.model
+    if data.action_spec.kind != "discrete":
+        raise ConfigError(
+            f"{data.path}: its '{data.action_spec.kind}' actions need factored action conditioning, which the "
+            "dynamics model does not have yet; train on a discrete-action world (procgen, atari)"
+        )
     checks = {
         "codebook_size": (tokenizer.codebook_size, f"tokenizer {tok_path}"),
         "token_grid": (list(tokenizer.cfg.token_grid), f"tokenizer {tok_path}"),
