@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ochre.data import EpisodeDataset, WindowSampler
+from ochre.data.store import EpisodeDataset
+from ochre.data.windows import WindowSampler
 from ochre.frames import to_unit
 from ochre.metrics import psnr_from_mse, ssim, to_gray84
 from ochre.runtime import WorldModel

@@ -1,7 +1,18 @@
-"""Roll out a game with a random policy into a dataset folder.
+"""Roll out a world with an exploration policy into a dataset folder.
 
-python -m preprocess.generate --world coinrun --steps 100000 --out data/coinrun_train
-python -m preprocess.generate --world coinrun --steps 20000 --start-level 1000000 --num-levels 1000 --out data/coinrun_heldout
+python -m preprocess.generate --world coinrun --frames 200000 --out data/coinrun_train --max-episode-frames 200
+python -m preprocess.generate --world coinrun --frames 30000 --env start_level=1000000 --out data/coinrun_heldout
+python -m preprocess.generate --world doom --frames 100000 --workers 2 --env frame_skip=4 --out data/doom_train
+python -m preprocess.generate --world pong --frames 100000 --policy sticky --out data/pong_train
+
+Worlds: any Procgen game (coinrun, ninja, ...), doom, pong, atari:<ALE id>.
+World settings go in --env key=value (procgen: distribution_mode, start_level,
+num_levels; doom: wad, map, frame_size, frame_skip, episode_timeout; atari:
+frame_size, frame_skip, repeat_action_probability). Policy settings go in
+--policy-set key=value (weights, hold_min, hold_max, repeat_prob, noop_prob).
+
+Interrupted? Run the same command again: finished shards are kept and the rest
+are played. The content depends only on the arguments (not on --workers).
 """
 
 from __future__ import annotations
@@ -9,38 +20,52 @@ from __future__ import annotations
 import argparse
 import time
 
-from ochre.data.generate import generate_procgen
-from ochre.envs.procgen import ProcgenSettings
+from ochre.config import from_dict, parse_overrides
+from ochre.data.generate import GenerateJob, generate
+from ochre.data.policies import PolicyConfig
 from ochre.errors import cli_entry
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--world", default="coinrun", help="procgen game name (coinrun, ninja, ...)")
-    p.add_argument("--steps", type=int, required=True, help="number of frames to record")
-    p.add_argument("--out", required=True, help="output dataset folder (must not hold a dataset yet)")
-    p.add_argument("--num-envs", type=int, default=16, help="parallel environments")
+    p.add_argument("--world", default="coinrun", help="coinrun (or any procgen game), doom, pong, atari:<ALE id>")
+    p.add_argument("--frames", "--steps", type=int, required=True, help="number of frames to record")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--policy", default="mixture", help="uniform, sticky, isolated or mixture")
+    p.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE", help="policy setting (repeatable)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="world setting (repeatable)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (the data does not depend on this)")
+    p.add_argument("--num-envs", type=int, default=16, help="envs per worker, stepped together")
     p.add_argument("--seed", type=int, default=0, help="seed for the envs and the policy")
-    p.add_argument("--start-level", type=int, default=0, help="first procgen level seed")
-    p.add_argument("--num-levels", type=int, default=10_000, help="number of level seeds from --start-level")
-    p.add_argument("--distribution-mode", default="hard", help="procgen distribution mode")
-    p.add_argument("--max-episode-frames", type=int, default=0, help="truncate episodes after this many frames (0 = off)")
-    p.add_argument("--shard-frames", type=int, default=20_000, help="frames per shard file")
+    p.add_argument("--max-episode-frames", type=int, default=0, help="restart all envs every this many steps (0 = off)")
+    p.add_argument("--shard-frames", type=int, default=20_000, help="frames per shard (the unit of work and of resuming)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def job_from_args(args: argparse.Namespace) -> GenerateJob:
+    policy = from_dict(PolicyConfig, {"kind": args.policy, **parse_overrides(args.policy_set)}, "policy.")
+    return GenerateJob(
+        world=args.world,
+        frames=args.frames,
+        env=parse_overrides(args.env),
+        policy=policy,
+        num_envs=args.num_envs,
+        seed=args.seed,
+        shard_frames=args.shard_frames,
+        max_episode_frames=args.max_episode_frames,
+    )
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = ProcgenSettings(args.world, args.distribution_mode, args.start_level, args.num_levels)
     t0 = time.time()
-    manifest = generate_procgen(
-        args.out, settings, args.steps, args.num_envs, args.seed, args.shard_frames, args.max_episode_frames
-    )
+    manifest = generate(args.out, job_from_args(args), workers=args.workers, progress=not args.quiet)
     dt = time.time() - t0
     print(
-        f"wrote {manifest['num_frames']} frames in {manifest['num_episodes']} episodes to {args.out} "
-        f"({manifest['num_frames'] / dt:.0f} frames/s)"
+        f"{args.out}: {manifest['num_frames']} frames in {manifest['num_episodes']} episodes, "
+        f"{len(manifest['shards'])} shards ({dt:.1f}s)"
     )
 
 

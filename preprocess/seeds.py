@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ochre.data import EpisodeDataset
+from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
 from ochre.io import atomic_path
 

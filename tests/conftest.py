@@ -32,8 +32,8 @@ def run_module(*args: str, check: bool = True, timeout: int = 300) -> subprocess
 def frames_dataset(tmp_path_factory) -> Path:
     """A few hundred real CoinRun frames, made with the real entry point."""
     out = tmp_path_factory.mktemp("data") / "coinrun"
-    run_module("preprocess.generate", "--world", "coinrun", "--steps", "320", "--num-envs", "8", "--num-levels", "50",
-               "--max-episode-frames", "20", "--shard-frames", "160", "--out", str(out))  # fmt: skip
+    run_module("preprocess.generate", "--world", "coinrun", "--frames", "320", "--num-envs", "8", "--env", "num_levels=50",
+               "--policy", "uniform", "--max-episode-frames", "20", "--shard-frames", "160", "--out", str(out))  # fmt: skip
     return out
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from ochre.actions import PROCGEN_ACTIONS
-from ochre.data import DatasetWriter, EpisodeDataset, WindowSampler
-from ochre.data.windows import split_episodes
+from ochre.data.store import DatasetWriter, EpisodeDataset
+from ochre.data.windows import WindowSampler, split_episodes
 from ochre.errors import OchreError
 
 
@@ -74,14 +74,17 @@ def test_generate_refuses_unknown_game_and_writes_nothing(tmp_path):
     from tests.conftest import run_module
 
     proc = run_module("preprocess.generate", "--world", "coinrunn", "--steps", "10", "--out", str(tmp_path / "d"), check=False)
-    assert proc.returncode == 2 and "unknown procgen game 'coinrunn'" in proc.stderr
+    assert proc.returncode == 2 and "unknown world 'coinrunn'" in proc.stderr
     assert not (tmp_path / "d").exists()
 
 
-def test_generate_refuses_to_overwrite(frames_dataset):
+def test_generate_refuses_to_overwrite(frames_dataset, tmp_path):
     from tests.conftest import run_module
 
-    proc = run_module("preprocess.generate", "--steps", "10", "--out", str(frames_dataset), check=False)
+    proc = run_module("preprocess.generate", "--frames", "10", "--out", str(frames_dataset), check=False)
+    assert proc.returncode == 2 and "other settings (differs in: env, frames" in proc.stderr
+    write_dataset(tmp_path / "d", [5])
+    proc = run_module("preprocess.generate", "--frames", "10", "--out", str(tmp_path / "d"), check=False)
     assert proc.returncode == 2 and "already exists" in proc.stderr
 
 

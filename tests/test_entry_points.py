@@ -24,7 +24,8 @@ def test_training_runs_write_their_run_folders(tiny_world):
 
 @pytest.fixture(scope="module")
 def seed_files(tmp_path_factory, tiny_world):
-    from ochre.data import EpisodeDataset, WindowSampler
+    from ochre.data.store import EpisodeDataset
+    from ochre.data.windows import WindowSampler
 
     batch = WindowSampler(EpisodeDataset(tiny_world["frames"]), 10, split="all").fixed(2)
     frames, actions = batch.rows.numpy(), batch.actions.numpy()

@@ -53,7 +53,8 @@ def test_every_direction_combo_is_reachable():
 def test_window_loop_runs_and_quits(tiny_world, monkeypatch):
     from live.app import Session, Window
     from ochre import WorldModel
-    from ochre.data import EpisodeDataset, WindowSampler
+    from ochre.data.store import EpisodeDataset
+    from ochre.data.windows import WindowSampler
 
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     wm = WorldModel.load(tiny_world["world"], device="cpu")

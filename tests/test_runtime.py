@@ -13,7 +13,8 @@ def wm(tiny_world):
 
 @pytest.fixture(scope="module")
 def seeds(tiny_world):
-    from ochre.data import EpisodeDataset, WindowSampler
+    from ochre.data.store import EpisodeDataset
+    from ochre.data.windows import WindowSampler
 
     batch = WindowSampler(EpisodeDataset(tiny_world["frames"]), 8, split="all").fixed(2)
     return batch.rows.numpy(), batch.actions.numpy()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ochre.data import Batch
+from ochre.data.windows import Batch
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.training.dynamics import DynamicsLoopConfig, ar_probability, sequence_loss
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ochre import WorldModel
-from ochre.data import EpisodeDataset
+from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
 from ochre.evaluation import EvalSettings, evaluate_world, format_table, summary_rows
 from ochre.io import atomic_path, write_json, write_text

@@ -1,6 +1,6 @@
-"""Datasets on disk: sharded uint8 frames (or uint16 token grids) + actions + episode ids."""
+"""Datasets on disk: sharded uint8 frames (or uint16 token grids) + actions + episode ids.
 
-from ochre.data.store import DatasetWriter, EpisodeDataset, read_manifest
-from ochre.data.windows import Batch, WindowSampler
-
-__all__ = ["Batch", "DatasetWriter", "EpisodeDataset", "WindowSampler", "read_manifest"]
+Modules: `store` (read/write), `windows` (training windows), `generate` (roll out
+worlds), `policies` (exploration), `tokenize`, `importers`, `inspect`. The package
+imports nothing itself, so data workers start without loading torch.
+"""

@@ -1,83 +1,266 @@
-"""Roll out a real game with a random policy into an episode dataset."""
+"""Roll out a world with an exploration policy into a sharded dataset: parallel, deterministic, resumable.
+
+The dataset is planned before anything runs: shard i holds `shard_frames` frames
+(the last one the remainder), played by `num_envs` envs and a policy seeded from
+(seed, i). A shard's content depends only on the job and its index, so it comes
+out the same with any number of workers and on any rerun.
+
+Workers write each shard's files atomically; only the parent writes the
+manifest, adding a shard once all its files are on disk. Killing a run loses at
+most the shards in progress: running the same command again finds the job in
+`generate.json`, keeps the finished shards and plays the rest.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import multiprocessing as mp
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from ochre.data.store import MANIFEST, DatasetWriter
-from ochre.envs.procgen import ProcgenSettings, ProcgenVecEnv
+from ochre.config import from_dict, to_dict
+from ochre.data.policies import ExplorationPolicy, PolicyConfig
+from ochre.data.store import FORMAT_VERSION, MANIFEST
+from ochre.envs.worlds import frame_shape, make_env, make_vec_env, world_kind, world_settings
 from ochre.errors import OchreError
+from ochre.io import save_npy, sha256_file, write_json
+
+JOB_FILE = "generate.json"
 
 
-def generate_procgen(
-    out: str | Path,
-    settings: ProcgenSettings,
-    steps: int,
-    num_envs: int = 16,
-    seed: int = 0,
-    shard_frames: int = 20_000,
-    max_episode_frames: int = 0,
-    progress: bool = True,
-) -> dict:
-    """Record `steps` frames of uniform-random play; returns the manifest.
+@dataclass
+class GenerateJob:
+    """Everything that decides a generated dataset's content."""
 
-    max_episode_frames > 0 restarts all envs on fresh levels whenever env 0's current
-    episode reaches that many frames, truncating every open episode, so a fixed frame
-    budget covers many more levels (random agents rarely finish a CoinRun level and
-    would otherwise sit in one level ~600 frames). Other envs' episodes can run longer
-    when env 0 started a new episode inside the chunk.
+    world: str
+    frames: int
+    env: dict[str, Any] = field(default_factory=dict)  # world settings overrides (see ochre.envs.worlds)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    num_envs: int = 16
+    seed: int = 0
+    shard_frames: int = 20_000
+    max_episode_frames: int = 0  # > 0: restart all envs on fresh episodes every this many steps
+
+    def check(self) -> None:
+        world_settings(self.world, self.env)
+        self.policy.check()
+        for name in ("frames", "num_envs", "shard_frames"):
+            if getattr(self, name) < 1:
+                raise OchreError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.frames // self.shard_frames)
+
+    def shard_size(self, index: int) -> int:
+        return min(self.shard_frames, self.frames - index * self.shard_frames)
+
+
+def seed_for(*parts: int) -> int:
+    """A 31-bit seed derived from (job seed, shard, ...), independent across parts."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] % (2**31 - 1))
+
+
+def play_shard(job: GenerateJob, index: int, progress: Callable[[int], None] = lambda n: None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Play shard `index` of `job`: [(frames (T, H, W, 3) uint8, actions (T, ...) int64)] per episode.
+
+    Episodes open when the frame budget runs out (or at a `max_episode_frames`
+    restart) are kept as truncated episodes.
     """
-    out = Path(out)
-    if (out / MANIFEST).exists():
-        raise OchreError(f"{out}: a dataset already exists here; choose another --out or delete it")
-    env = ProcgenVecEnv(settings, num=num_envs, seed=seed)
-    rng = np.random.default_rng(seed)
-    meta = {
-        "world": settings.game,
-        "action_schema": env.action_spec.to_dict(),
-        "frame_shape": [64, 64, 3],
-        "fps": env.fps,
-        "source": {
-            "env": "procgen",
-            "game": settings.game,
-            "distribution_mode": settings.distribution_mode,
-            "start_level": settings.start_level,
-            "num_levels": settings.num_levels,
-            "policy": "uniform",
-            "seed": seed,
-            "max_episode_frames": max_episode_frames,
-        },
-    }
-    writer = DatasetWriter(out, "frames", meta, shard_frames=shard_frames)
-    frames: list[list[np.ndarray]] = [[] for _ in range(num_envs)]
-    actions: list[list[int]] = [[] for _ in range(num_envs)]
-    obs, _ = env.observe()
-    bar = tqdm(total=steps, desc=f"generate {settings.game}", unit="frame", disable=not progress)
-    recorded, chunk = 0, 0
-    while recorded < steps:
-        if max_episode_frames and len(frames[0]) >= max_episode_frames:
-            for i in range(num_envs):
-                writer.add_episode(np.stack(frames[i]), np.array(actions[i]))
-            frames, actions = [[] for _ in range(num_envs)], [[] for _ in range(num_envs)]
-            chunk += 1
-            env = ProcgenVecEnv(settings, num=num_envs, seed=seed * 100_003 + chunk)
-            obs, _ = env.observe()
-        act = env.action_spec.sample(rng, size=num_envs)
-        for i in range(num_envs):
-            frames[i].append(obs[i])
-            actions[i].append(int(act[i]))
-        env.act(act)
-        obs, first = env.observe()
-        for i in np.flatnonzero(first):  # episode i ended; obs[i] starts the next one
-            writer.add_episode(np.stack(frames[i]), np.array(actions[i]))
-            frames[i], actions[i] = [], []
-        recorded += num_envs
-        bar.update(num_envs)
-    bar.close()
-    for i in range(num_envs):  # unfinished episodes are kept as truncated episodes
+    settings = world_settings(job.world, job.env)
+    target = job.shard_size(index)
+    num = min(job.num_envs, target)
+    vec = make_vec_env(job.world, settings, num, seed=seed_for(job.seed, index, 0))
+    policy = ExplorationPolicy(job.policy, vec.action_spec, num, np.random.default_rng([job.seed, index, 1]))
+    episodes: list[tuple[np.ndarray, np.ndarray]] = []
+    frames: list[list[np.ndarray]] = [[] for _ in range(num)]
+    actions: list[list[np.ndarray]] = [[] for _ in range(num)]
+
+    def close_episode(i: int) -> None:
         if frames[i]:
-            writer.add_episode(np.stack(frames[i]), np.array(actions[i]))
-    return writer.close()
+            episodes.append((np.stack(frames[i]), np.stack(actions[i])))
+        frames[i], actions[i] = [], []
+
+    obs, first = vec.observe()
+    recorded = steps = chunk = 0
+    while recorded < target:
+        if job.max_episode_frames and steps == job.max_episode_frames:
+            for i in range(num):
+                close_episode(i)
+            chunk, steps = chunk + 1, 0
+            vec.restart(seed_for(job.seed, index, chunk))
+            obs, first = vec.observe()
+            first[:] = True
+        for i in np.flatnonzero(first):
+            policy.episode_started(int(i))
+        act = policy.act()
+        take = min(num, target - recorded)  # the last step may record only some envs
+        for i in range(take):
+            frames[i].append(obs[i])
+            actions[i].append(act[i])
+        vec.act(act)
+        obs, first = vec.observe()
+        for i in np.flatnonzero(first):
+            close_episode(int(i))
+        recorded, steps = recorded + take, steps + 1
+        progress(take)
+    for i in range(num):
+        close_episode(i)
+    vec.close()
+    return episodes
+
+
+def write_shard(root: Path, index: int, episodes: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Write one shard's files (each atomically) and return its manifest entry."""
+    name = f"shard_{index:05d}"
+    arrays = {
+        "frames": np.concatenate([f for f, _ in episodes]),
+        "actions": np.concatenate([a for _, a in episodes]).astype(np.int64),
+        "episodes": np.concatenate([np.full(len(f), i, dtype=np.int64) for i, (f, _) in enumerate(episodes)]),
+    }
+    files = {key: f"{name}.{key}.npy" for key in arrays}
+    for key, array in arrays.items():
+        save_npy(root / files[key], array)
+    return {
+        "name": name,
+        "index": index,
+        "num_frames": len(arrays["frames"]),
+        "num_episodes": len(episodes),
+        "files": files,
+        "sha256": {key: sha256_file(root / f) for key, f in files.items()},
+    }
+
+
+def _shard_task(job_dict: dict[str, Any], root: str, index: int, queue: Any) -> dict[str, Any]:
+    """Worker entry: play and write one shard, reporting frames to `queue` in batches."""
+    job = job_from_dict(job_dict)
+    pending = [0]
+
+    def report(n: int) -> None:
+        pending[0] += n
+        if pending[0] >= 1000:
+            queue.put(pending[0])
+            pending[0] = 0
+
+    entry = write_shard(Path(root), index, play_shard(job, index, report))
+    queue.put(pending[0])
+    return entry
+
+
+def job_from_dict(data: dict[str, Any]) -> GenerateJob:
+    return from_dict(GenerateJob, data)
+
+
+class _Manifest:
+    """The parent's view of the dataset: finished shards, written out after each one."""
+
+    def __init__(self, root: Path, job: GenerateJob, meta: dict[str, Any]):
+        self.root, self.job, self.meta = root, job, meta
+        self.shards: dict[int, dict[str, Any]] = {}
+        file = root / MANIFEST
+        if file.is_file():
+            for shard in json.loads(file.read_text()).get("shards", []):
+                if all((root / f).is_file() for f in shard["files"].values()):
+                    self.shards[shard["index"]] = shard
+
+    @property
+    def num_frames(self) -> int:
+        return sum(s["num_frames"] for s in self.shards.values())
+
+    def add(self, entry: dict[str, Any]) -> dict[str, Any]:
+        self.shards[entry["index"]] = entry
+        return self.write()
+
+    def write(self) -> dict[str, Any]:
+        shards = [self.shards[i] for i in sorted(self.shards)]
+        manifest = {
+            "format": "ochre-dataset",
+            "format_version": FORMAT_VERSION,
+            "kind": "frames",
+            **self.meta,
+            "complete": len(shards) == self.job.num_shards,
+            "num_frames": sum(s["num_frames"] for s in shards),
+            "num_episodes": sum(s["num_episodes"] for s in shards),
+            "shards": shards,
+        }
+        write_json(self.root / MANIFEST, manifest)
+        return manifest
+
+
+def _start_job(root: Path, job: GenerateJob) -> None:
+    """Record the job, or check that a rerun asks for the same one."""
+    wanted = to_dict(job)
+    file = root / JOB_FILE
+    if file.is_file():
+        saved = json.loads(file.read_text())
+        if saved != wanted:
+            changed = sorted(k for k in wanted.keys() | saved.keys() if wanted.get(k) != saved.get(k))
+            raise OchreError(
+                f"{root}: holds a dataset generated with other settings (differs in: {', '.join(changed)}); "
+                f"rerun with the same arguments to resume, or choose another --out"
+            )
+    elif (root / MANIFEST).exists():
+        raise OchreError(f"{root}: a dataset already exists here; choose another --out or delete it")
+    else:
+        write_json(file, wanted)
+
+
+def generate(out: str | Path, job: GenerateJob, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Generate (or finish generating) `job` into `out`; returns the manifest."""
+    job.check()
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    _start_job(root, job)
+    settings = world_settings(job.world, job.env)
+    probe = make_env(job.world, settings)
+    spec, fps = probe.action_spec, probe.fps
+    probe.close()
+    meta = {
+        "world": job.world,
+        "action_schema": spec.to_dict(),
+        "frame_shape": list(frame_shape(job.world, settings)),
+        "fps": fps,
+        "source": {"env": world_kind(job.world), "settings": dataclasses.asdict(settings), "generator": to_dict(job)},
+    }
+    manifest = _Manifest(root, job, meta)
+    todo = [i for i in range(job.num_shards) if i not in manifest.shards]
+    bar = tqdm(total=job.frames, initial=manifest.num_frames, desc=f"generate {job.world}", unit="frame", disable=not progress)
+    if workers <= 1 or len(todo) <= 1:
+        for index in todo:
+            manifest.add(write_shard(root, index, play_shard(job, index, bar.update)))
+    else:
+        _run_pool(root, job, todo, workers, manifest, bar)
+    bar.close()
+    return manifest.write()
+
+
+def _run_pool(root: Path, job: GenerateJob, todo: list[int], workers: int, manifest: _Manifest, bar: tqdm) -> None:
+    """Shards in `workers` processes; each finished shard enters the manifest at once."""
+    ctx = mp.get_context("spawn")  # game engines do not survive fork reliably
+    with ctx.Manager() as sync, ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        queue = sync.Queue()
+        drain = threading.Thread(target=_drain, args=(queue, bar), daemon=True)
+        drain.start()
+        futures = [pool.submit(_shard_task, to_dict(job), str(root), i, queue) for i in todo]
+        try:
+            for future in as_completed(futures):
+                manifest.add(future.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            queue.put(None)
+            drain.join()
+
+
+def _drain(queue: Any, bar: tqdm) -> None:
+    while (n := queue.get()) is not None:
+        bar.update(n)

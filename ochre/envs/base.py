@@ -41,14 +41,18 @@ class VecEnv(Protocol):
 
     def act(self, actions: np.ndarray) -> None: ...
 
+    def restart(self, seed: int) -> None:
+        """Start a new episode in every env (open episodes are abandoned)."""
+        ...
+
     def close(self) -> None: ...
 
 
 class SerialVecEnv:
     """`num` single envs stepped one after another, each reset when its episode ends.
 
-    Env i is reset with seed `seed + i` first and then with seeds drawn from its own
-    generator, so a run is reproducible whatever the env count.
+    Env i is reset with seeds drawn from its own generator, seeded by (seed, i), so a
+    run is reproducible.
     """
 
     def __init__(self, envs: list[Env], seed: int):
@@ -56,8 +60,11 @@ class SerialVecEnv:
         self.num = len(envs)
         self.action_spec = envs[0].action_spec
         self.fps = envs[0].fps
+        self.restart(seed)
+
+    def restart(self, seed: int) -> None:
         self._rngs = [np.random.default_rng([seed, i]) for i in range(self.num)]
-        self._frames = np.stack([env.reset(seed=self._next_seed(i)) for i, env in enumerate(envs)])
+        self._frames = np.stack([env.reset(seed=self._next_seed(i)) for i, env in enumerate(self.envs)])
         self._first = np.ones(self.num, dtype=bool)
 
     def _next_seed(self, i: int) -> int:

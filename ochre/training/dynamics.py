@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from ochre.checkpoint import build_tokenizer, load_checkpoint
 from ochre.config import to_dict
-from ochre.data import Batch, EpisodeDataset, WindowSampler
+from ochre.data.store import EpisodeDataset
+from ochre.data.windows import Batch, WindowSampler
 from ochre.errors import ConfigError, OchreError
 from ochre.frames import to_uint8
 from ochre.metrics import psnr

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from ochre.checkpoint import save_tokenizer
 from ochre.config import to_dict
-from ochre.data import EpisodeDataset, WindowSampler
+from ochre.data.store import EpisodeDataset
+from ochre.data.windows import WindowSampler
 from ochre.frames import to_model, to_uint8
 from ochre.metrics import codebook_usage, psnr
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
