@@ -14,11 +14,13 @@ most the shards in progress: running the same command again finds the job in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import multiprocessing as mp
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,10 +71,70 @@ def seed_for(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] % (2**31 - 1))
 
 
-def play_shard(job: GenerateJob, index: int, progress: Callable[[int], None] = lambda n: None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Play shard `index` of `job`: [(frames (T, H, W, 3) uint8, actions (T, ...) int64)] per episode.
+class ShardWriter:
+    """Streams finished episodes into one shard's files.
 
-    Episodes open when the frame budget runs out (or at a `max_episode_frames`
+    A shard's frame count is known in advance, so the frames file is written
+    episode by episode under a temporary name and hashed as it goes, on a
+    background thread (file writes and hashing release the GIL, so the game keeps
+    stepping meanwhile). `close()` renames every file into place and returns the
+    shard's manifest entry.
+    """
+
+    def __init__(self, root: Path, index: int, num_frames: int, frame_shape: tuple[int, ...], action_shape: tuple[int, ...]):
+        self.root, self.index, self.name = root, index, f"shard_{index:05d}"
+        self.num_frames = num_frames
+        self.files = {key: f"{self.name}.{key}.npy" for key in ("frames", "actions", "episodes")}
+        self._tmp = root / f".{self.files['frames']}.tmp"
+        self._file = open(self._tmp, "wb")  # noqa: SIM115  (closed in close())
+        self._digest = hashlib.sha256()
+        self._io = ThreadPoolExecutor(max_workers=1)  # one thread keeps the episodes in order
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (num_frames, *frame_shape)}
+        )
+        self._pending = [self._io.submit(self._write, header.getvalue())]
+        self.actions = np.zeros((num_frames, *action_shape), dtype=np.int64)
+        self.episodes = np.zeros(num_frames, dtype=np.int64)
+        self.rows = self.num_episodes = 0
+
+    def _write(self, data: bytes | np.ndarray) -> None:
+        self._file.write(data)
+        self._digest.update(data)
+
+    def add(self, frames: list[np.ndarray], actions: list[np.ndarray]) -> None:
+        end = self.rows + len(frames)
+        self._pending.append(self._io.submit(self._write, np.stack(frames)))
+        self.actions[self.rows : end] = actions
+        self.episodes[self.rows : end] = self.num_episodes
+        self.rows, self.num_episodes = end, self.num_episodes + 1
+
+    def close(self) -> dict[str, Any]:
+        for future in self._pending:
+            future.result()  # re-raises a failed write
+        self._io.shutdown()
+        self._file.close()
+        if self.rows != self.num_frames:
+            raise RuntimeError(f"{self.name}: {self.rows} of {self.num_frames} rows written")
+        self._tmp.replace(self.root / self.files["frames"])
+        save_npy(self.root / self.files["actions"], self.actions)
+        save_npy(self.root / self.files["episodes"], self.episodes)
+        sha = {"frames": self._digest.hexdigest()}
+        sha |= {key: sha256_file(self.root / self.files[key]) for key in ("actions", "episodes")}
+        return {
+            "name": self.name,
+            "index": self.index,
+            "num_frames": self.rows,
+            "num_episodes": self.num_episodes,
+            "files": self.files,
+            "sha256": sha,
+        }
+
+
+def play_shard(job: GenerateJob, index: int, root: Path, progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+    """Play shard `index` of `job` and write it under `root`; returns its manifest entry.
+
+    Episodes still open when the frame budget runs out (or at a `max_episode_frames`
     restart) are kept as truncated episodes.
     """
     settings = world_settings(job.world, job.env)
@@ -80,13 +142,13 @@ def play_shard(job: GenerateJob, index: int, progress: Callable[[int], None] = l
     num = min(job.num_envs, target)
     vec = make_vec_env(job.world, settings, num, seed=seed_for(job.seed, index, 0))
     policy = ExplorationPolicy(job.policy, vec.action_spec, num, np.random.default_rng([job.seed, index, 1]))
-    episodes: list[tuple[np.ndarray, np.ndarray]] = []
+    writer = ShardWriter(root, index, target, frame_shape(job.world, settings), vec.action_spec.shape)
     frames: list[list[np.ndarray]] = [[] for _ in range(num)]
     actions: list[list[np.ndarray]] = [[] for _ in range(num)]
 
     def close_episode(i: int) -> None:
         if frames[i]:
-            episodes.append((np.stack(frames[i]), np.stack(actions[i])))
+            writer.add(frames[i], actions[i])
         frames[i], actions[i] = [], []
 
     obs, first = vec.observe()
@@ -115,28 +177,7 @@ def play_shard(job: GenerateJob, index: int, progress: Callable[[int], None] = l
     for i in range(num):
         close_episode(i)
     vec.close()
-    return episodes
-
-
-def write_shard(root: Path, index: int, episodes: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """Write one shard's files (each atomically) and return its manifest entry."""
-    name = f"shard_{index:05d}"
-    arrays = {
-        "frames": np.concatenate([f for f, _ in episodes]),
-        "actions": np.concatenate([a for _, a in episodes]).astype(np.int64),
-        "episodes": np.concatenate([np.full(len(f), i, dtype=np.int64) for i, (f, _) in enumerate(episodes)]),
-    }
-    files = {key: f"{name}.{key}.npy" for key in arrays}
-    for key, array in arrays.items():
-        save_npy(root / files[key], array)
-    return {
-        "name": name,
-        "index": index,
-        "num_frames": len(arrays["frames"]),
-        "num_episodes": len(episodes),
-        "files": files,
-        "sha256": {key: sha256_file(root / f) for key, f in files.items()},
-    }
+    return writer.close()
 
 
 def _shard_task(job_dict: dict[str, Any], root: str, index: int, queue: Any) -> dict[str, Any]:
@@ -150,7 +191,7 @@ def _shard_task(job_dict: dict[str, Any], root: str, index: int, queue: Any) -> 
             queue.put(pending[0])
             pending[0] = 0
 
-    entry = write_shard(Path(root), index, play_shard(job, index, report))
+    entry = play_shard(job, index, Path(root), report)
     queue.put(pending[0])
     return entry
 
@@ -235,7 +276,7 @@ def generate(out: str | Path, job: GenerateJob, workers: int = 1, progress: bool
     bar = tqdm(total=job.frames, initial=manifest.num_frames, desc=f"generate {job.world}", unit="frame", disable=not progress)
     if workers <= 1 or len(todo) <= 1:
         for index in todo:
-            manifest.add(write_shard(root, index, play_shard(job, index, bar.update)))
+            manifest.add(play_shard(job, index, root, bar.update))
     else:
         _run_pool(root, job, todo, workers, manifest, bar)
     bar.close()

@@ -111,7 +111,7 @@ class ExplorationPolicy:
     def __init__(self, cfg: PolicyConfig, spec: ActionSpec, num: int, rng: np.random.Generator):
         cfg.check()
         self.cfg, self.spec, self.num, self.rng = cfg, spec, num, rng
-        self.weights = cfg.span_weights()
+        self.cumulative = np.cumsum(cfg.span_weights())
         self.groups = list(isolated_groups(spec).values())
         self.mode = np.zeros(num, dtype=np.int64)  # index into POLICIES
         self.left = np.zeros(num, dtype=np.int64)  # steps left in the current span
@@ -132,7 +132,7 @@ class ExplorationPolicy:
         return actions
 
     def _new_span(self, i: int) -> None:
-        mode = int(self.rng.choice(len(POLICIES), p=self.weights))
+        mode = min(int(np.searchsorted(self.cumulative, self.rng.random(), side="right")), len(POLICIES) - 1)
         self.mode[i] = mode
         self.left[i] = self._duration()
         if POLICIES[mode] == "sticky":
