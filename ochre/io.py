@@ -12,11 +12,11 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ochre.errors import OchreError
 
@@ -49,6 +49,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
@@ -59,6 +61,8 @@ def load_torch(path: str | Path, what: str = "checkpoint") -> Any:
     path = Path(path)
     if not path.is_file():
         raise OchreError(f"{path}: {what} not found (check the path)")
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt/non-torch files
@@ -140,3 +144,55 @@ def read_png_folder(path: str | Path) -> np.ndarray:
     if len({f.shape for f in frames}) != 1:
         raise OchreError(f"{path}: PNG files differ in size")
     return np.stack(frames)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video container says about its first video stream."""
+
+    frames: int  # counted from the demuxed packets, not trusted from the header
+    fps: float  # the stream's average frame rate
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Probe a video without decoding it; raise OchreError naming `path` if it cannot be read.
+
+    The frame count comes from demuxing every packet (no decoding), not from the
+    header, so it counts what the file really holds; a decoder can check it got as many.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            frames = sum(1 for packet in container.demux(stream) if packet.size)
+    except Exception as err:  # PyAV raises many types for missing, truncated or non-video files
+        raise OchreError(f"{path}: cannot read video ({_av_problem(err)})") from None
+    if not frames:
+        raise OchreError(f"{path}: video has no frames")
+    if not rate:
+        raise OchreError(f"{path}: video stream has no frame rate")
+    return VideoInfo(frames, float(rate))
+
+
+def iter_video(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield a video's frames one at a time as (H, W, 3) uint8, so a long video never sits in memory."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            container.streams.video[0].thread_type = "AUTO"
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format="rgb24")
+    except Exception as err:  # PyAV raises many types for corrupt data
+        raise OchreError(f"{path}: cannot decode video ({_av_problem(err)})") from None
+
+
+def _av_problem(err: Exception) -> str:
+    """A PyAV/OS error without the file name it repeats (callers name the file already)."""
+    return f"{type(err).__name__}: {getattr(err, 'strerror', None) or err}"

@@ -1,7 +1,7 @@
 """Roll out a world with an exploration policy into a dataset folder.
 
 python -m preprocess.generate --world coinrun --frames 200000 --out data/coinrun_train --max-episode-frames 200
-python -m preprocess.generate --world coinrun --frames 30000 --env start_level=1000000 --out data/coinrun_heldout
+python -m preprocess.generate --world coinrun --frames 30000 --env start_level=1000000 --disjoint-from data/coinrun_train --out data/coinrun_heldout
 python -m preprocess.generate --world doom --frames 100000 --workers 2 --env frame_skip=4 --out data/doom_train
 python -m preprocess.generate --world pong --frames 100000 --policy sticky --out data/pong_train
 
@@ -21,7 +21,7 @@ import argparse
 import time
 
 from ochre.config import from_dict, parse_overrides
-from ochre.data.generate import GenerateJob, generate
+from ochre.data.generate import GenerateJob, check_disjoint_levels, generate
 from ochre.data.policies import PolicyConfig
 from ochre.errors import cli_entry
 
@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed for the envs and the policy")
     p.add_argument("--max-episode-frames", type=int, default=0, help="restart all envs every this many steps (0 = off)")
     p.add_argument("--shard-frames", type=int, default=20_000, help="frames per shard (the unit of work and of resuming)")
+    p.add_argument("--disjoint-from", metavar="DIR", help="procgen: refuse levels that the dataset in DIR used (held-out data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -60,8 +61,11 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    job = job_from_args(args)
+    if args.disjoint_from:
+        check_disjoint_levels(job, args.disjoint_from)
     t0 = time.time()
-    manifest = generate(args.out, job_from_args(args), workers=args.workers, progress=not args.quiet)
+    manifest = generate(args.out, job, workers=args.workers, progress=not args.quiet)
     dt = time.time() - t0
     print(
         f"{args.out}: {manifest['num_frames']} frames in {manifest['num_episodes']} episodes, "

@@ -149,3 +149,24 @@ def test_procgen_gymnasium_ids():
     again, _ = env.reset(seed=0)
     np.testing.assert_array_equal(again, first)
     assert len([k for k in gymnasium.registry if k.startswith("procgen-")]) >= 16
+
+
+def test_heldout_levels_must_not_overlap(tmp_path):
+    from ochre.data.generate import check_disjoint_levels
+
+    generate(tmp_path / "train", job(frames=200), progress=False)  # levels 0-19
+    check_disjoint_levels(job(env={"start_level": 20, "num_levels": 5}), tmp_path / "train")
+    with pytest.raises(OchreError, match=r"levels 10-39 overlap .* levels 0-19; pass --env start_level=20"):
+        check_disjoint_levels(job(env={"start_level": 10, "num_levels": 30}), tmp_path / "train")
+
+
+@pytest.mark.parametrize("game", ["bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
+                                  "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot"])  # fmt: skip
+def test_every_procgen_game_generates(tmp_path, game):
+    manifest = generate(
+        tmp_path / game, job(world=game, frames=32, shard_frames=32, env={"distribution_mode": "easy"}), progress=False
+    )
+    data = EpisodeDataset(tmp_path / game)
+    assert manifest["world"] == game and data.num_frames == 32
+    rows, _ = data.rows(0, 0, 2)
+    assert rows.shape == (2, 64, 64, 3) and rows.std() > 0

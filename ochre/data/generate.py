@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ochre.config import from_dict, to_dict
 from ochre.data.policies import ExplorationPolicy, PolicyConfig
-from ochre.data.store import FORMAT_VERSION, MANIFEST
+from ochre.data.store import FORMAT_VERSION, MANIFEST, read_manifest
 from ochre.envs.worlds import frame_shape, make_env, make_vec_env, world_kind, world_settings
 from ochre.errors import OchreError
 from ochre.io import save_npy, sha256_file, write_json
@@ -234,6 +234,22 @@ class _Manifest:
         }
         write_json(self.root / MANIFEST, manifest)
         return manifest
+
+
+def check_disjoint_levels(job: GenerateJob, other: str | Path) -> None:
+    """Raise unless `job` plays Procgen levels that the dataset at `other` never saw."""
+    source = read_manifest(other).get("source", {})
+    settings = source.get("settings", {})
+    if source.get("env") != "procgen" or world_kind(job.world) != "procgen":
+        raise OchreError(f"{other}: level ranges can only be compared between procgen datasets")
+    mine = world_settings(job.world, job.env)
+    a0, a1 = mine.start_level, mine.start_level + mine.num_levels
+    b0, b1 = settings["start_level"], settings["start_level"] + settings["num_levels"]
+    if a0 < b1 and b0 < a1:
+        raise OchreError(
+            f"levels {a0}-{a1 - 1} overlap {other}'s levels {b0}-{b1 - 1}; "
+            f"pass --env start_level={b1} (or higher) for held-out data"
+        )
 
 
 def _start_job(root: Path, job: GenerateJob) -> None:

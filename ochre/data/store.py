@@ -90,9 +90,7 @@ class DatasetWriter:
         name = f"shard_{len(self._shards):05d}"
         rows = np.concatenate([r for r, _ in self._buffer])
         actions = np.concatenate([a for _, a in self._buffer]).astype(np.int64)
-        episodes = np.concatenate(
-            [np.full(len(r), self._episodes + i, dtype=np.int64) for i, (r, _) in enumerate(self._buffer)]
-        )
+        episodes = np.concatenate([np.full(len(r), self._episodes + i, dtype=np.int64) for i, (r, _) in enumerate(self._buffer)])
         arrays = {self.kind: rows, "actions": actions, "episodes": episodes}
         files = {}
         for key, array in arrays.items():
