@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv play play-headless test lint
+.PHONY: venv play play-headless test lint bench-data
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -25,3 +25,6 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+bench-data: venv
+	OMP_NUM_THREADS=1 $(PY) -m preprocess.bench --out runs/bench_data.json
