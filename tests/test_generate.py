@@ -170,3 +170,17 @@ def test_every_procgen_game_generates(tmp_path, game):
     assert manifest["world"] == game and data.num_frames == 32
     rows, _ = data.rows(0, 0, 2)
     assert rows.shape == (2, 64, 64, 3) and rows.std() > 0
+
+
+@pytest.mark.parametrize("world", ["doom", "pong"])
+def test_doom_and_atari_generate_deterministically(tmp_path, world):
+    pytest.importorskip("vizdoom" if world == "doom" else "ale_py")
+    small = dict(world=world, frames=120, num_envs=2, shard_frames=60, env={"frame_size": [48, 64]}, max_episode_frames=0)
+    a = generate(tmp_path / "a", GenerateJob(**small), progress=False)
+    b = generate(tmp_path / "b", GenerateJob(**small), workers=2, progress=False)
+    assert shard_hashes(tmp_path / "a") == shard_hashes(tmp_path / "b")
+    data = EpisodeDataset(tmp_path / "a")
+    rows, actions = data.rows(0, 0, 10)
+    assert rows.shape == (10, 48, 64, 3) and a["frame_shape"] == [48, 64, 3] and rows.std() > 0
+    data.action_spec.validate(actions)
+    assert b["action_schema"]["kind"] == ("first_person" if world == "doom" else "discrete")

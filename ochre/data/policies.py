@@ -32,7 +32,7 @@ MOVEMENT = ("forward", "left", "back", "right")
 @dataclass
 class PolicyConfig:
     kind: str = "mixture"  # uniform | sticky | isolated | mixture
-    weights: dict[str, float] = field(default_factory=lambda: {"uniform": 0.2, "sticky": 0.4, "isolated": 0.4})
+    weights: dict[str, float] = field(default_factory=lambda: {"uniform": 0.1, "sticky": 0.3, "isolated": 0.6})
     hold_min: int = 2
     hold_max: int = 12
     repeat_prob: float = 0.0
