@@ -3,8 +3,9 @@
 python -m preprocess.bench                       # coinrun, doom, pong with 1 and 2 workers
 python -m preprocess.bench --worlds doom --seconds 20 --out runs/bench_data.json
 
-For each world the raw rate is `num_envs` envs stepped with uniform random
-actions and nothing recorded, in this process. The end-to-end rate is a real
+For each world the raw rate is `num_envs` envs stepped by the same exploration
+policy as the generation run (the action mix changes how fast some games
+render) with nothing recorded, in this process. The end-to-end rate is a real
 `generate()` run (workers started, policy, frames stacked, shards written and
 checksummed) sized to last about `--seconds` per worker, timed from the call to
 the finished manifest. The ratio compares the end-to-end rate per worker with
@@ -23,20 +24,20 @@ from pathlib import Path
 import numpy as np
 
 from ochre.data.generate import GenerateJob, generate
-from ochre.data.policies import PolicyConfig
+from ochre.data.policies import ExplorationPolicy, PolicyConfig
 from ochre.envs.worlds import make_vec_env, world_settings
 from ochre.errors import cli_entry
 from ochre.io import write_json
 
 
 def raw_rate(world: str, num_envs: int, seconds: float) -> float:
-    """Frames per second of bare env stepping (uniform random actions, nothing kept)."""
+    """Frames per second of bare env stepping (the default policy's actions, nothing kept)."""
     vec = make_vec_env(world, world_settings(world), num_envs, seed=0)
-    rng = np.random.default_rng(0)
+    policy = ExplorationPolicy(PolicyConfig(), vec.action_spec, num_envs, np.random.default_rng(0))
     frames, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         vec.observe()
-        vec.act(vec.action_spec.sample(rng, size=num_envs))
+        vec.act(policy.act())
         frames += num_envs
     rate = frames / (time.perf_counter() - t0)
     vec.close()

@@ -21,6 +21,7 @@ PROCGEN_GAMES = (
     "bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
     "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot",
 )  # fmt: skip
+DISTRIBUTION_MODES = ("easy", "hard", "extreme", "memory", "exploration")
 PROCGEN_FPS = 15
 
 
@@ -34,6 +35,14 @@ class ProcgenSettings:
     def check(self) -> None:
         if self.game not in PROCGEN_GAMES:
             raise OchreError(f"unknown procgen game '{self.game}' (known: {', '.join(PROCGEN_GAMES)})")
+        if self.distribution_mode not in DISTRIBUTION_MODES:
+            raise OchreError(
+                f"env.distribution_mode '{self.distribution_mode}' is unknown (choose one of {', '.join(DISTRIBUTION_MODES)})"
+            )
+        if self.start_level < 0 or self.num_levels < 0:
+            raise OchreError(
+                f"env.start_level and env.num_levels must be >= 0 (got {self.start_level}, {self.num_levels}; 0 levels = unlimited)"
+            )
 
 
 class ProcgenVecEnv:
@@ -60,6 +69,7 @@ class ProcgenVecEnv:
             num_levels=self.settings.num_levels,
             distribution_mode=self.settings.distribution_mode,
             rand_seed=seed,
+            num_threads=1,  # parallelism comes from generation workers, one core each
         )
 
     def observe(self) -> tuple[np.ndarray, np.ndarray]:
