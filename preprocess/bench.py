@@ -25,7 +25,7 @@ import numpy as np
 
 from ochre.data.generate import GenerateJob, generate
 from ochre.data.policies import ExplorationPolicy, PolicyConfig
-from ochre.envs.worlds import make_vec_env, world_settings
+from ochre.envs.worlds import default_num_envs, make_vec_env, world_settings
 from ochre.errors import cli_entry
 from ochre.io import write_json
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ochre_bench_") as tmp:
         for world in args.worlds:
-            num_envs = args.num_envs or (16 if world not in ("doom", "pong") and not world.startswith("atari:") else 1)
+            num_envs = args.num_envs or default_num_envs(world)
             raw = raw_rate(world, num_envs, seconds=3.0)
             for workers in args.workers:
                 frames = int(raw * args.seconds * workers)

@@ -23,6 +23,7 @@ import time
 from ochre.config import from_dict, parse_overrides
 from ochre.data.generate import GenerateJob, check_disjoint_levels, generate
 from ochre.data.policies import PolicyConfig
+from ochre.envs.worlds import default_num_envs
 from ochre.errors import cli_entry
 
 
@@ -35,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE", help="policy setting (repeatable)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="world setting (repeatable)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (the data does not depend on this)")
-    p.add_argument("--num-envs", type=int, default=16, help="envs per worker, stepped together")
+    p.add_argument("--num-envs", type=int, default=0, help="envs per shard, stepped together (default: 16 procgen, 1 others)")
     p.add_argument("--seed", type=int, default=0, help="seed for the envs and the policy")
     p.add_argument("--max-episode-frames", type=int, default=0, help="restart all envs every this many steps (0 = off)")
     p.add_argument("--shard-frames", type=int, default=20_000, help="frames per shard (the unit of work and of resuming)")
@@ -51,7 +52,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         frames=args.frames,
         env=parse_overrides(args.env),
         policy=policy,
-        num_envs=args.num_envs,
+        num_envs=args.num_envs or default_num_envs(args.world),
         seed=args.seed,
         shard_frames=args.shard_frames,
         max_episode_frames=args.max_episode_frames,

@@ -32,8 +32,16 @@ def world_kind(world: str) -> str:
 
 
 def ale_id(world: str) -> str:
-    """'pong' -> 'ALE/Pong-v5'; 'atari:ALE/Breakout-v5' -> 'ALE/Breakout-v5'."""
-    return "ALE/Pong-v5" if world == "pong" else world.removeprefix("atari:")
+    """'pong' -> 'ALE/Pong-v5'; 'atari:Breakout' -> 'ALE/Breakout-v5'; 'atari:<full id>' -> that id."""
+    if world == "pong":
+        return "ALE/Pong-v5"
+    name = world.removeprefix("atari:")
+    return name if "/" in name or "-v" in name else f"ALE/{name}-v5"
+
+
+def default_num_envs(world: str) -> int:
+    """Envs per generation worker: Procgen steps many cheaply in one call, the others one at a time."""
+    return 16 if world_kind(world) == "procgen" else 1
 
 
 def world_settings(world: str, overrides: dict[str, Any] | None = None) -> Any:
