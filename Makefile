@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv play play-headless test lint bench-data
+.PHONY: venv play play-headless test lint bench-data bench-tokenizer
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -28,3 +28,6 @@ lint: venv
 
 bench-data: venv
 	OMP_NUM_THREADS=1 $(PY) -m preprocess.bench --out runs/bench_data.json
+
+bench-tokenizer: venv
+	$(PY) -m vqvae.bench --tokenizer checkpoints/coinrun.pt --batch 64

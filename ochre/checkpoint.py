@@ -27,6 +27,9 @@ def tokenizer_payload(model: Tokenizer, step: int, train_config: dict[str, Any])
         "config": to_dict(model.cfg),
         "state_dict": model.state_dict(),
         "codebook_size": model.codebook_size,
+        "quantizer": model.cfg.quantizer,
+        "embed_dim": model.cfg.embed_dim,
+        "token_grid": list(model.cfg.token_grid),
         "step": step,
         "train_config": train_config,
     }
@@ -48,8 +51,15 @@ def load_checkpoint(path: str | Path, expect: str) -> dict[str, Any]:
 
 
 def build_tokenizer(payload: dict[str, Any]) -> Tokenizer:
-    """Tokenizer from the `tokenizer` section of a world checkpoint or a tokenizer checkpoint."""
+    """Tokenizer from the `tokenizer` section of a world checkpoint or a tokenizer checkpoint.
+
+    The codebook size and embedding size recorded beside the config must match the
+    model the config builds, so a checkpoint can never be read with the wrong codebook.
+    """
     model = Tokenizer(from_dict(TokenizerConfig, payload["config"]))
+    for key, built in (("codebook_size", model.codebook_size), ("embed_dim", model.cfg.embed_dim)):
+        if key in payload and payload[key] != built:
+            raise OchreError(f"tokenizer checkpoint records {key}={payload[key]} but its config builds {key}={built}")
     model.load_state_dict(payload["state_dict"])
     return model.eval()
 

@@ -33,7 +33,9 @@ def save_world(
             "frame_shape": [*tok_cfg["frame_size"], 3],
             "codebook_size": int(tokenizer_payload["codebook_size"]),
             "action_schema": action_spec.to_dict(),
-            "tokenizer": {"config": tok_cfg, "state_dict": tokenizer_payload["state_dict"]},
+            "tokenizer": {
+                k: tokenizer_payload[k] for k in ("config", "state_dict", "codebook_size", "embed_dim") if k in tokenizer_payload
+            },
             "dynamics": {"config": to_dict(dynamics.cfg), "state_dict": state_dict_cpu(dynamics)},
             "configs": configs,
             "step": step,

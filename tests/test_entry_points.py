@@ -140,3 +140,40 @@ def test_play_without_display_names_headless_option(tiny_world):
 def test_tokenizer_checkpoint_is_weights_only(tiny_world):
     payload = torch.load(tiny_world["tokenizer"], weights_only=True)
     assert payload["format"] == "ochre-tokenizer" and payload["codebook_size"] == 125
+
+
+def test_vqvae_evaluate_reports_and_writes(tiny_world, tmp_path):
+    proc = run_module("vqvae.evaluate", "--tokenizer", str(tiny_world["tokenizer"]), "--data", str(tiny_world["frames"]),
+                      "--frames", "64", "--out", str(tmp_path / "ev"), "--device", "cpu")  # fmt: skip
+    assert "PSNR gray84" in proc.stdout and "codes in use" in proc.stdout
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["frames"] == 64 and 0 < summary["codes_used"] <= summary["codebook_size"] == 125
+    assert (tmp_path / "ev" / "recon.mp4").stat().st_size > 0 and (tmp_path / "ev" / "recon_grid.png").exists()
+    run_module("vqvae.evaluate", "--tokenizer", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),
+                       "--frames", "64", "--out", str(tmp_path / "ev2"), "--device", "cpu")  # fmt: skip
+    assert json.loads((tmp_path / "ev2" / "summary.json").read_text())["psnr_rgb"] == summary["psnr_rgb"]
+
+
+def test_tokenize_resumes_an_interrupted_run(tiny_world, tmp_path):
+    from ochre.data.store import EpisodeDataset
+
+    out = tmp_path / "tokens"
+    args = ("vqvae.tokenize", "--tokenizer", str(tiny_world["tokenizer"]), "--data", str(tiny_world["frames"]), "--out", str(out),
+            "--device", "cpu")  # fmt: skip
+    run_module(*args)
+    full = json.loads((out / "manifest.json").read_text())
+    assert full["complete"] and len(full["shards"]) == 2
+    interrupted = {**full, "complete": False, "shards": full["shards"][:1], "num_episodes": full["shards"][0]["num_episodes"]}
+    (out / "manifest.json").write_text(json.dumps(interrupted))
+    proc = run_module(*args)
+    assert "resuming after 1 finished shards" in proc.stdout
+    again = json.loads((out / "manifest.json").read_text())
+    assert again["shards"] == full["shards"] and again["num_episodes"] == full["num_episodes"]
+    assert EpisodeDataset(out).num_frames == EpisodeDataset(tiny_world["frames"]).num_frames
+    done = run_module(*args, check=False)
+    assert done.returncode == 2 and "already exists" in done.stderr
+
+
+def test_vqvae_bench_prints_throughput(tiny_world):
+    proc = run_module("vqvae.bench", "--tokenizer", str(tiny_world["tokenizer"]), "--batch", "8", "--repeats", "2")
+    assert "encode+decode" in proc.stdout and "frames/s" in proc.stdout

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from ochre.errors import OchreError
 from ochre.frames import to_model, to_uint8
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.fsq import FSQ
@@ -14,15 +16,14 @@ def test_fsq_ids_round_trip_and_codebook():
     ids = torch.arange(1000)
     assert torch.equal(fsq.codes_to_ids(fsq.ids_to_codes(ids)), ids)
     assert torch.equal(fsq.codebook(), fsq.ids_to_codes(ids))
-    codes, out_ids = fsq(torch.randn(7, 4) * 3)
-    assert torch.equal(fsq.ids_to_codes(out_ids), codes)
-    assert codes.abs().max() <= 1
+    q = fsq(torch.randn(7, 4) * 3)
+    assert torch.equal(fsq.ids_to_codes(q.ids), q.codes)
+    assert q.codes.abs().max() <= 1 and q.loss == 0
 
 
 def test_fsq_straight_through_gradient():
     z = torch.randn(5, 3, requires_grad=True)
-    codes, _ = FSQ([5, 5, 5])(z)
-    codes.sum().backward()
+    FSQ([5, 5, 5])(z).codes.sum().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
 
 
@@ -36,8 +37,27 @@ def test_tokenizer_shapes_and_decode_matches_forward():
     assert out.tokens.shape == (3, 16, 16) and out.tokens.max() < model.codebook_size
     assert torch.allclose(model.decode_tokens(out.tokens), out.recon, atol=1e-5)
     onehot = torch.nn.functional.one_hot(out.tokens, model.codebook_size).permute(0, 3, 1, 2).float()
-    assert torch.allclose(model.decode_soft(onehot), out.recon, atol=1e-4)
+    assert torch.allclose(model.decode_embeddings(onehot), out.recon, atol=1e-4)
     assert to_uint8(out.recon).shape == (3, 64, 64, 3)
+
+
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
+def test_tokenizer_round_trip_non_square_and_both_quantizers(quantizer):
+    cfg = TokenizerConfig(frame_size=[72, 128], channels=[8, 16], res_blocks=1, quantizer=quantizer, vq_codes=64, vq_dim=8)
+    model = Tokenizer(cfg)
+    x = to_model(torch.randint(0, 256, (2, 72, 128, 3), dtype=torch.uint8))
+    model.train()(x)  # one training call: VQ initialises its codebook from these latents
+    model.eval()
+    tokens, z_q = model.encode(x)
+    assert tokens.shape == (2, 18, 32) and cfg.token_grid == (18, 32) and z_q.shape == (2, cfg.embed_dim, 18, 32)
+    assert torch.allclose(model.decode_tokens(tokens), model.decode_codes(z_q), atol=1e-5)
+    assert model.codebook_size == (64 if quantizer == "vq" else 1000)
+
+
+def test_tokenizer_names_wrong_frame_size():
+    model = Tokenizer(TokenizerConfig(channels=[8, 16], res_blocks=1))
+    with pytest.raises(OchreError, match=r"frames are \(32, 32\) but this tokenizer takes \(64, 64\)"):
+        model.encode(torch.zeros(1, 3, 32, 32))
 
 
 def test_frame_conversion_round_trip():

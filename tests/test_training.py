@@ -68,7 +68,7 @@ def test_loss_decreases_on_a_fixed_batch():
     assert loss.item() < first * 0.8
 
 
-@pytest.mark.parametrize("stage", ["tokenizer", "dynamics"])
+@pytest.mark.parametrize("stage", ["tokenizer", "tokenizer_vq_gan", "dynamics"])
 def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch, stage):
     """A run resumed from its step-2 training state ends with exactly the weights of the uninterrupted run."""
     import ochre.training.dynamics as dyn
@@ -77,22 +77,25 @@ def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch, stage):
 
     module, cfg_cls, train, preset, data = {
         "tokenizer": (tok, tok.TokenizerTrainConfig, tok.train_tokenizer, "configs/tiny/vqvae.yaml", tiny_world["frames"]),
+        "tokenizer_vq_gan": (tok, tok.TokenizerTrainConfig, tok.train_tokenizer, "configs/tiny/vqvae.yaml", tiny_world["frames"]),
         "dynamics": (dyn, dyn.DynamicsTrainConfig, dyn.train_dynamics, "configs/tiny/dynamics.yaml", tiny_world["tokens"]),
     }[stage]
+    # The VQ codebook's EMA buffers, the discriminator and its optimizer must all resume too.
+    vq_gan = ["model.quantizer=vq", "model.vq_codes=32", "model.vq_dim=4", "train.adv_weight=0.1", "train.adv_start=1"]
     snapshots = {}
     real_save = module.save_train_state
 
-    def save_and_keep(path, model, opt, step, rng):  # keep every intermediate state, not only the latest
-        real_save(path, model, opt, step, rng)
+    def save_and_keep(path, model, opt, step, rng, extra=None):  # keep every intermediate state, not only the latest
+        real_save(path, model, opt, step, rng, extra)
         snapshots.setdefault(step, tmp_path / f"state_{step}.pt").write_bytes(path.read_bytes())
 
     monkeypatch.setattr(module, "save_train_state", save_and_keep)
     args = [f"data.path={data}", f"run.dir={tmp_path}", "data.val_every=4", "train.checkpoint_every=2",
-            "train.max_steps=6", "train.warmup_steps=1"]  # fmt: skip
+            "train.max_steps=6", "train.warmup_steps=1"] + (vq_gan if stage == "tokenizer_vq_gan" else [])  # fmt: skip
     load = lambda *extra: load_config(cfg_cls, preset, args + list(extra))  # noqa: E731
     straight = torch.load(train(load("run.name=straight")), weights_only=True)
     resumed = torch.load(train(load("run.name=resumed", f"train.resume={snapshots[2]}")), weights_only=True)
-    weights = (lambda p: p["state_dict"]) if stage == "tokenizer" else (lambda p: p["dynamics"]["state_dict"])
+    weights = (lambda p: p["state_dict"]) if stage.startswith("tokenizer") else (lambda p: p["dynamics"]["state_dict"])
     assert resumed["step"] == straight["step"] == 6
     for key, value in weights(straight).items():
         assert torch.equal(value, weights(resumed)[key]), key

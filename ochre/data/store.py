@@ -64,6 +64,7 @@ class DatasetWriter:
     _buffered: int = 0
     _shards: list[dict[str, Any]] = field(default_factory=list)
     _episodes: int = 0
+    _complete: bool = False
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -111,7 +112,15 @@ class DatasetWriter:
 
     def close(self) -> dict[str, Any]:
         self.flush()
+        self._complete = True
         return self._write_manifest()
+
+    def resume(self) -> int:
+        """Keep the shards an interrupted writer of this folder finished; returns how many there are."""
+        manifest = read_manifest(self.root)
+        self._shards = list(manifest["shards"])
+        self._episodes = int(manifest["num_episodes"])
+        return len(self._shards)
 
     def _write_manifest(self) -> dict[str, Any]:
         manifest = {
@@ -119,6 +128,7 @@ class DatasetWriter:
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
             **self.meta,
+            "complete": self._complete,
             "num_frames": sum(s["num_frames"] for s in self._shards),
             "num_episodes": self._episodes,
             "shards": self._shards,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ochre.data.store import MANIFEST, DatasetWriter, EpisodeDataset
+from ochre.data.store import MANIFEST, DatasetWriter, EpisodeDataset, read_manifest
 from ochre.errors import OchreError
 from ochre.frames import to_model
 from ochre.io import sha256_file
@@ -25,9 +25,9 @@ def encode_frames(model: Tokenizer, frames: np.ndarray, batch: int = 256, device
 def tokenize_dataset(
     model: Tokenizer, tokenizer_path: str | Path, data_path: str | Path, out: str | Path, batch: int = 256, device: str = "cpu"
 ) -> dict:
+    """One token shard per frame shard. An interrupted run of the same tokenizer on the same
+    frames continues after the last finished shard."""
     out = Path(out)
-    if (out / MANIFEST).exists():
-        raise OchreError(f"{out}: a dataset already exists here; choose another --out or delete it")
     data = EpisodeDataset(data_path, expect_kind="frames")
     frame_shape = list(data.manifest["frame_shape"][:2])
     if frame_shape != list(model.cfg.frame_size):
@@ -40,9 +40,13 @@ def tokenize_dataset(
         "frames_dataset": str(data_path),
     }
     writer = DatasetWriter(out, "tokens", meta, shard_frames=10**9)
+    done = _resumable_shards(out, meta) if (out / MANIFEST).exists() else 0
+    if done:
+        writer.resume()
+        print(f"{out}: resuming after {done} finished shards")
     model = model.to(device).eval()
     episodes = data.episodes()
-    for shard_index, shard in enumerate(data.manifest["shards"]):
+    for shard_index, shard in list(enumerate(data.manifest["shards"]))[done:]:
         for sh, start, length in tqdm(
             [e for e in episodes if e[0] == shard_index], desc=f"tokenize {shard['name']}", unit="episode"
         ):
@@ -50,3 +54,15 @@ def tokenize_dataset(
             writer.add_episode(encode_frames(model, frames, batch, device), actions)
         writer.flush()  # one token shard per frame shard
     return writer.close()
+
+
+def _resumable_shards(out: Path, meta: dict) -> int:
+    """Finished shards of an interrupted run with the same tokenizer and frames, or an error."""
+    existing = read_manifest(out)
+    same = (
+        existing.get("tokenizer", {}).get("sha256") == meta["tokenizer"]["sha256"]
+        and existing.get("frames_dataset") == meta["frames_dataset"]
+    )
+    if existing.get("complete", True) or not same:
+        raise OchreError(f"{out}: a dataset already exists here; choose another --out or delete it")
+    return len(existing["shards"])

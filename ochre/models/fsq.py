@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from ochre.models.vq import Quantized
+
 
 class FSQ(nn.Module):
     def __init__(self, levels: list[int]):
@@ -32,12 +34,12 @@ class FSQ(nn.Module):
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z: (..., d) float -> (codes (..., d) in [-1, 1] with straight-through grads, ids (...) long)."""
-        bounded = self._bound(z)
+    def forward(self, z: torch.Tensor) -> Quantized:
+        """z: (..., d) float -> codes (..., d) in [-1, 1] with straight-through grads, ids (...) long."""
+        bounded = self._bound(z.float())
         rounded = bounded + (bounded.round() - bounded).detach()
         codes = rounded / self._half_width
-        return codes, self.codes_to_ids(codes)
+        return Quantized(codes, self.codes_to_ids(codes), codes.new_zeros(()))
 
     def codes_to_ids(self, codes: torch.Tensor) -> torch.Tensor:
         """(..., d) normalized codes -> (...) ids in [0, codebook_size)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -60,13 +61,38 @@ def set_lr(opt: torch.optim.Optimizer, step: int, cfg: LoopConfig) -> float:
     return lr
 
 
-def optimizer_step(opt: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, grad_clip: float) -> float:
-    """Backward, clip, step; returns the gradient norm before clipping."""
+def optimizer_step(
+    opt: torch.optim.Optimizer,
+    model: torch.nn.Module,
+    loss: torch.Tensor,
+    grad_clip: float,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """Backward, clip, step (through `scaler` for fp16); returns the gradient norm before clipping."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        return float(norm)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
+    scaler.step(opt)
+    scaler.update()
     return float(norm)
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA ("bf16" or "fp16"); a no-op on CPU or with "off"."""
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
+    """fp16 on CUDA needs loss scaling; bf16 and fp32 do not."""
+    return torch.amp.GradScaler("cuda") if device.type == "cuda" and amp == "fp16" else None
 
 
 def setup_torch(cfg: LoopConfig) -> torch.device:

@@ -27,6 +27,7 @@ from ochre.data.store import EpisodeDataset
 from ochre.data.windows import Batch, WindowSampler
 from ochre.errors import ConfigError, OchreError
 from ochre.frames import to_uint8
+from ochre.io import sha256_file
 from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
@@ -139,6 +140,12 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     data = EpisodeDataset(cfg.data.path, expect_kind="tokens")
     tok_path = cfg.tokenizer.path or data.manifest["tokenizer"]["path"]
     tok_payload = load_checkpoint(tok_path, "ochre-tokenizer")
+    made_by = data.manifest.get("tokenizer", {}).get("sha256")
+    if made_by and made_by != sha256_file(tok_path):
+        raise OchreError(
+            f"{data.path}: these tokens were made by another tokenizer ({data.manifest['tokenizer']['path']}) than {tok_path}; "
+            "re-run `python -m vqvae.tokenize` with this tokenizer or drop tokenizer.path"
+        )
     tokenizer = build_tokenizer(tok_payload).to(device)
     model_cfg = resolve_model_config(cfg, data, tokenizer, tok_path)
     model = Dynamics(model_cfg).to(device)

@@ -1,0 +1,64 @@
+"""Tokenizer throughput: frames per second for encode, decode, and encode + decode.
+
+python -m vqvae.bench --tokenizer checkpoints/coinrun.pt            # batch 64, this machine's threads
+python -m vqvae.bench --tokenizer checkpoints/coinrun.pt --device cuda --batch 256
+
+--tokenizer takes a tokenizer checkpoint or a world checkpoint. Each figure is the
+median over `--repeats` timed batches after warm-up, in inference mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from ochre.errors import cli_entry
+from ochre.training.common import resolve_device
+from vqvae.evaluate import load_any_tokenizer
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
+    for _ in range(3):  # warm-up: allocator, kernels, caches
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokenizer", default="checkpoints/coinrun.pt", help="tokenizer or world checkpoint")
+    p.add_argument("--batch", type=int, default=64, help="frames per batch")
+    p.add_argument("--repeats", type=int, default=20, help="timed batches")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    model = load_any_tokenizer(args.tokenizer).to(device).eval()
+    h, w = model.cfg.frame_size
+    x = torch.rand(args.batch, 3, h, w, device=device) * 2 - 1
+    with torch.inference_mode():
+        tokens, _ = model.encode(x)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        timings = {
+            "encode": median_seconds(lambda: model.encode(x), args.repeats, sync),
+            "decode": median_seconds(lambda: model.decode_tokens(tokens), args.repeats, sync),
+            "encode+decode": median_seconds(lambda: model.decode_tokens(model.encode(x)[0]), args.repeats, sync),
+        }
+    threads = torch.get_num_threads() if device.type == "cpu" else "-"
+    print(f"tokenizer {args.tokenizer}: {h}x{w} -> {model.cfg.token_grid}, batch {args.batch}, {device}, threads {threads}")
+    for name, seconds in timings.items():
+        print(f"  {name:14s} {args.batch / seconds:9.0f} frames/s  ({seconds * 1000:.1f} ms per batch)")
+
+
+if __name__ == "__main__":
+    main()

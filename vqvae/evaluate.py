@@ -1,0 +1,86 @@
+"""Reconstruction quality and codebook usage of a tokenizer on held-out frames.
+
+python -m vqvae.evaluate --tokenizer runs/<run>/checkpoints/tokenizer.pt --data data/coinrun_heldout
+python -m vqvae.evaluate --tokenizer checkpoints/coinrun.pt --data data/coinrun_train --split val
+
+--tokenizer takes a tokenizer checkpoint or a world checkpoint (its tokenizer is used).
+Prints PSNR (RGB and gray 84x84), SSIM, LPIPS (when its backbone is available),
+codes in use and perplexity; writes summary.json, a reconstruction grid and a
+video (input | reconstruction) of one held-out episode into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ochre.checkpoint import build_tokenizer, load_checkpoint
+from ochre.data.store import EpisodeDataset
+from ochre.data.windows import split_episodes
+from ochre.errors import OchreError, cli_entry
+from ochre.io import load_torch, write_json, write_png, write_video
+from ochre.losses import load_lpips
+from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames
+from ochre.training.common import resolve_device
+from ochre.training.logger import image_grid, make_run_dir
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokenizer", required=True, help="tokenizer or world checkpoint")
+    p.add_argument("--data", required=True, help="frame dataset (held-out levels/episodes)")
+    p.add_argument("--split", default="all", choices=["all", "val", "train"], help="episodes to use (default: all)")
+    p.add_argument("--val-every", type=int, default=10, help="every n-th episode is validation (for --split val/train)")
+    p.add_argument("--frames", type=int, default=2048, help="frames to score, drawn uniformly")
+    p.add_argument("--seed", type=int, default=0, help="frame selection seed")
+    p.add_argument("--lpips-weights", default="", help="LPIPS backbone weights file (default: torch hub cache)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_vqvae_eval)")
+    return p.parse_args(argv)
+
+
+def load_any_tokenizer(path: str):
+    """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
+    payload = load_torch(path)
+    kind = payload.get("format") if isinstance(payload, dict) else None
+    if kind == "ochre-world":
+        return build_tokenizer(load_checkpoint(path, "ochre-world")["tokenizer"])
+    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    model = load_any_tokenizer(args.tokenizer).to(device)
+    data = EpisodeDataset(args.data, expect_kind="frames")
+    if list(data.manifest["frame_shape"][:2]) != list(model.cfg.frame_size):
+        raise OchreError(
+            f"{args.data}: frames are {data.manifest['frame_shape'][:2]} but the tokenizer takes {model.cfg.frame_size}"
+        )
+    frames = sample_frames(data, args.frames, args.split, args.val_every, args.seed)
+    lpips = load_lpips("alex", args.lpips_weights, warn=lambda m: print(f"warning: {m}"))
+    report, recon = evaluate_reconstruction(model, frames, device, lpips.to(device) if lpips else None)
+    out = Path(args.out) if args.out else make_run_dir("runs", data.manifest.get("world", "world"), "vqvae_eval")
+    write_json(out / "summary.json", report.to_dict() | {"tokenizer": args.tokenizer, "data": args.data, "split": args.split})
+    write_png(out / "recon_grid.png", image_grid([frames[:16], recon[:16]]))
+    sh, st, n = split_episodes(data.episodes(), args.split, args.val_every)[0]
+    episode = np.asarray(data.shards[sh]["frames"][st : st + min(n, 300)])
+    episode_recon, _ = reconstruct(model, episode, device)
+    write_video(out / "recon.mp4", np.concatenate([episode, episode_recon], axis=2), fps=data.manifest.get("fps", 15), scale=4)
+    lp = f"{report.lpips:.4f}" if report.lpips is not None else "n/a (backbone weights missing)"
+    print(
+        f"{report.frames} frames from {args.data} ({args.split})\n"
+        f"  PSNR RGB       {report.psnr_rgb:6.2f} dB\n"
+        f"  PSNR gray84    {report.psnr_gray84:6.2f} dB\n"
+        f"  SSIM           {report.ssim:6.4f}\n"
+        f"  LPIPS          {lp}\n"
+        f"  codes in use   {report.codes_used}/{report.codebook_size} ({100 * report.usage:.1f}%), perplexity {report.perplexity:.1f}\n"
+        f"wrote summary.json, recon_grid.png, recon.mp4 to {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
