@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(out / "summary.json", report.to_dict() | {"tokenizer": args.tokenizer, "data": args.data, "split": args.split})
     write_png(out / "recon_grid.png", image_grid([frames[:16], recon[:16]]))
     sh, st, n = split_episodes(data.episodes(), args.split, args.val_every)[0]
-    episode = np.asarray(data.shards[sh]["frames"][st : st + min(n, 300)])
+    episode = np.array(data.shards[sh]["frames"][st : st + min(n, 300)])
     episode_recon, _ = reconstruct(model, episode, device)
     write_video(out / "recon.mp4", np.concatenate([episode, episode_recon], axis=2), fps=data.manifest.get("fps", 15), scale=4)
     lp = f"{report.lpips:.4f}" if report.lpips is not None else "n/a (backbone weights missing)"
