@@ -65,22 +65,95 @@ def test_frame_conversion_round_trip():
     assert (to_uint8(to_model(frames)) == frames).all()
 
 
-def tiny_dynamics() -> Dynamics:
-    return Dynamics(
-        DynamicsConfig(codebook_size=32, token_grid=[8, 8], num_actions=5, embed_dim=8, hidden_dim=8, layers=2, action_dim=8)
-    )
+def tiny_dynamics(**kw) -> Dynamics:
+    cfg = dict(codebook_size=32, token_grid=[8, 8], num_actions=5, embed_dim=8, hidden_dim=8, layers=2, action_dim=8)
+    return Dynamics(DynamicsConfig(**(cfg | kw)))
 
 
-def test_forward_sequence_matches_repeated_step():
-    model = tiny_dynamics().eval()
-    tokens = torch.randint(0, 32, (2, 5, 8, 8))
-    actions = torch.randint(0, 5, (2, 5))
+FIRST_PERSON = dict(action_factors=[7, 7, 2, 2, 2, 2, 2, 2, 2, 2], camera_factors=2)
+
+
+def random_actions(model: Dynamics, *shape: int) -> torch.Tensor:
+    factors = model.cfg.factors
+    if not model.cfg.action_factors:
+        return torch.randint(0, factors[0], shape)
+    return torch.stack([torch.randint(0, f, shape) for f in factors], -1)
+
+
+@pytest.mark.parametrize("extra", [{}, {"memory": 3, "memory_heads": 2}, FIRST_PERSON | {"memory": 4, "memory_heads": 2}])
+def test_forward_sequence_matches_repeated_step(extra):
+    model = tiny_dynamics(**extra).eval()
+    for p in model.parameters():  # zero-initialised layers (FiLM, memory output) would hide a mismatch
+        torch.nn.init.normal_(p, std=0.3)
+    tokens = torch.randint(0, 32, (2, 6, 8, 8))
+    actions = random_actions(model, 2, 6)
     _, seq_logits = model(tokens, actions)
     state = model.initial_state(2)
-    for t in range(5):
+    for t in range(6):
         state, logits = model.step(state, tokens[:, t], actions[:, t])
-        assert torch.allclose(logits, seq_logits[:, t], atol=1e-6)
-    assert state.step == 5
+        assert torch.allclose(logits, seq_logits[:, t], atol=1e-5)
+    assert state.step == 6
+
+
+def test_memory_reads_the_past_and_never_the_future():
+    model = tiny_dynamics(memory=4, memory_heads=2).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    tokens, actions = torch.randint(0, 32, (1, 6, 8, 8)), torch.randint(0, 5, (1, 6))
+    _, before = model(tokens, actions)
+    changed = tokens.clone()
+    changed[:, 3] = (changed[:, 3] + 1) % 32
+    _, after = model(changed, actions)
+    assert torch.allclose(before[:, :3], after[:, :3]) and not torch.allclose(before[:, 3:], after[:, 3:])
+    state = model.initial_state(1)
+    for t in range(6):
+        state, _ = model.step(state, tokens[:, t], actions[:, t])
+    assert state.memory.shape == (1, 4, 4, 8)  # L steps x pool^2 positions x channels
+
+
+def test_camera_and_movement_have_separate_pathways():
+    model = tiny_dynamics(**FIRST_PERSON).eval()
+    assert len(model.camera_films) == len(model.films) == 2
+    for film in [*model.films, *model.camera_films]:
+        torch.nn.init.normal_(film.proj.weight)
+    tokens, state = torch.randint(0, 32, (1, 8, 8)), model.initial_state(1)
+    base = torch.tensor([[3, 3, 0, 0, 0, 0, 0, 0, 0, 0]])
+    turn, walk = base.clone(), base.clone()
+    turn[0, 0], walk[0, 2] = 6, 1
+    logits = {name: model.step(state, tokens, a)[1] for name, a in {"base": base, "turn": turn, "walk": walk}.items()}
+    assert not torch.allclose(logits["base"], logits["turn"]) and not torch.allclose(logits["base"], logits["walk"])
+    loss = logits["turn"].sum()
+    loss.backward()
+    assert model.camera_embed[0].weight.grad.abs().sum() > 0 and model.action_embed[0].weight.grad is not None
+
+
+def test_single_factor_embedding_is_a_plain_embedding():
+    from ochre.models.dynamics import FactoredEmbedding
+
+    emb = FactoredEmbedding([5], 4)
+    assert list(emb.state_dict()) == ["weight"]
+    assert torch.equal(emb(torch.tensor([2, 4])), emb.weight[[2, 4]])
+    two = FactoredEmbedding([3, 2], 4)
+    assert torch.equal(two(torch.tensor([[1, 1]])), (two.weight[1] + two.weight[3 + 1])[None])
+
+
+def test_inverse_dynamics_learns_the_action_from_frame_pairs():
+    """On frames where the action visibly moves a block, the IDM head learns to read it back."""
+    torch.manual_seed(0)
+    model = tiny_dynamics(idm_span=2, num_actions=3)
+    opt = torch.optim.Adam(model.idm.parameters(), lr=3e-3)
+    for _ in range(150):
+        actions = torch.randint(0, 3, (32, 1))
+        start = torch.zeros(32, 8, 8, dtype=torch.long)
+        start[:, 3, 0] = 1
+        end = torch.zeros_like(start)
+        end[torch.arange(32), 3, actions[:, 0] * 2] = 1  # the block moves 0, 2 or 4 columns
+        logits = model.idm(model.embed(start), model.embed(end), torch.ones(32, dtype=torch.long))
+        loss, acc = model.idm.loss(logits, actions)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.2 and acc.item() > 0.95
 
 
 def test_dynamics_is_causal():

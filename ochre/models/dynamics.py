@@ -5,8 +5,20 @@
 
 tokens_t (B, h, w) -> embedding -> stride-2 conv stem (work at h/2 x w/2) ->
 FiLM(action) on the input of each ConvGRU cell (so the action enters the hidden
-state) -> transposed-conv back to h x w, concatenated with the input embedding
-(copying what does not move is easy) -> per-position logits over the codebook.
+state), cells stacked with residual connections -> optional causal attention
+over a buffer of pooled recent hidden states -> transposed conv back to h x w,
+concatenated with the input embedding (copying what does not move is easy) ->
+per-position logits over the codebook.
+
+Actions are factored: one categorical per component (`action_factors`; a
+discrete world has one). With `camera_factors` > 0 the first components (yaw,
+pitch bins) get their own embedding and FiLM layers, so camera and movement
+learn through separate pathways instead of competing for one.
+
+An inverse-dynamics head (`idm_span` > 0) reads two embedded frames k steps
+apart and predicts the actions taken between them (the mean one-hot per
+component); the trainer fits it on real frames and uses it to check that
+predicted frames show the action that was taken.
 """
 
 from __future__ import annotations
@@ -22,26 +34,44 @@ from torch import nn
 class DynamicsConfig:
     codebook_size: int = 1000  # must equal the tokenizer's (checked when training starts)
     token_grid: list[int] = field(default_factory=lambda: [16, 16])  # (h, w) of token grids
-    num_actions: int = 15  # size of the discrete action set
+    num_actions: int = 15  # discrete worlds: size of the action set
+    action_factors: list[int] = field(default_factory=list)  # factored actions: size of each component ([] = [num_actions])
+    camera_factors: int = 0  # leading components with their own FiLM pathway (first-person: 2, yaw and pitch)
     embed_dim: int = 64  # token embedding width
     hidden_dim: int = 96  # ConvGRU width (at half the token resolution)
     layers: int = 2  # stacked ConvGRU cells
     action_dim: int = 64  # action embedding width
+    memory: int = 0  # temporal buffer: recent pooled hidden states read by causal attention (0 = off)
+    memory_pool: int = 2  # each buffered state is pooled to memory_pool x memory_pool positions
+    memory_heads: int = 4  # attention heads
+    idm_span: int = 0  # inverse-dynamics head for spans of 1..idm_span steps (0 = off)
 
     def __post_init__(self) -> None:
         if any(s % 2 for s in self.token_grid):
             raise ValueError(f"token_grid {self.token_grid} must be even (the stem halves it)")
+        if self.hidden_dim % self.memory_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by memory_heads {self.memory_heads}")
+        if self.camera_factors < 0 or (self.camera_factors and self.camera_factors >= len(self.factors)):
+            raise ValueError(f"camera_factors {self.camera_factors} must leave at least one of {self.factors} for movement")
+
+    @property
+    def factors(self) -> list[int]:
+        return list(self.action_factors) or [self.num_actions]
 
 
 @dataclass
 class DynamicsState:
-    """Recurrent state: one (B, C, h/2, w/2) hidden map per layer, plus the step count."""
+    """Recurrent state: one (B, C, h/2, w/2) hidden map per layer, the temporal buffer, the step count.
+
+    memory: (B, L, P, C) pooled hidden states of the last L steps (oldest first), or None.
+    """
 
     hidden: list[torch.Tensor]
     step: int = 0
+    memory: torch.Tensor | None = None
 
     def clone(self) -> DynamicsState:
-        return DynamicsState([h.clone() for h in self.hidden], self.step)
+        return DynamicsState([h.clone() for h in self.hidden], self.step, None if self.memory is None else self.memory.clone())
 
 
 class ConvGRUCell(nn.Module):
@@ -72,18 +102,125 @@ class FiLM(nn.Module):
         return x * (1 + gamma) + beta
 
 
+class FactoredEmbedding(nn.Embedding):
+    """Sum of one embedding per action component, stored as one table (rows offset per component).
+
+    With a single component it is exactly `nn.Embedding(n, dim)`, state dict included.
+    """
+
+    def __init__(self, factors: list[int], dim: int):
+        super().__init__(sum(factors), dim)
+        offsets = torch.tensor([0, *factors[:-1]]).cumsum(0)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, action: torch.Tensor) -> torch.Tensor:
+        """(B,) or (B, F) long -> (B, dim)."""
+        a = action.view(action.shape[0], -1)
+        return super().forward(a + self.offsets).sum(1)
+
+
+def action_pathway(factors: list[int], dim: int) -> nn.Sequential:
+    return nn.Sequential(FactoredEmbedding(factors, dim), nn.GELU(), nn.Linear(dim, dim))
+
+
+class TemporalMemory(nn.Module):
+    """Causal attention from the current hidden map over pooled hidden states of the last L steps.
+
+    Each step's top hidden map is average-pooled to P = pool x pool positions and
+    appended to a buffer of L steps; every position of the current map attends to
+    all L x P entries, with a learned bias per head and time offset (relative
+    position). The output projection starts at zero, so the model begins as the
+    plain ConvGRU.
+    """
+
+    def __init__(self, dim: int, length: int, pool: int, heads: int):
+        super().__init__()
+        self.length, self.pool, self.heads = length, pool, heads
+        self.norm_q, self.norm_kv = nn.GroupNorm(1, dim), nn.LayerNorm(dim)
+        self.q = nn.Conv2d(dim, dim, 1)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Conv2d(dim, dim, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.time_bias = nn.Parameter(torch.zeros(heads, length))
+
+    def push(self, memory: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+        """Append the pooled (B, C, h, w) map to the (B, L, P, C) buffer, dropping the oldest."""
+        pooled = F.adaptive_avg_pool2d(h, self.pool).flatten(2).transpose(1, 2)  # (B, P, C)
+        if memory is None:
+            memory = pooled.new_zeros(h.shape[0], self.length, *pooled.shape[1:])
+        return torch.cat([memory[:, 1:], pooled[:, None]], 1)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, filled: int) -> torch.Tensor:
+        """x (B, C, h, w), memory (B, L, P, C) of which the newest `filled` steps are real -> x + attention."""
+        b, c, hh, ww = x.shape
+        n_head, d = self.heads, c // self.heads
+        q = self.q(self.norm_q(x)).view(b, n_head, d, hh * ww).transpose(2, 3)  # (B, H, hw, d)
+        k, v = self.kv(self.norm_kv(memory)).chunk(2, -1)  # (B, L, P, C) each
+        k = k.reshape(b, -1, n_head, d).transpose(1, 2)  # (B, H, L*P, d)
+        v = v.reshape(b, -1, n_head, d).transpose(1, 2)
+        p = memory.shape[2]
+        bias = self.time_bias.repeat_interleave(p, dim=1)  # (H, L*P): one bias per time offset
+        empty = (torch.arange(self.length, device=x.device) < self.length - filled).repeat_interleave(p)
+        bias = bias.masked_fill(empty, float("-inf"))
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None, :, None, :].to(q.dtype))
+        return x + self.out(att.transpose(2, 3).reshape(b, c, hh, ww))
+
+
+class InverseDynamics(nn.Module):
+    """Predicts the actions taken between two embedded frames k steps apart (k = 1..max_span).
+
+    Output: logits (B, sum(factors)); the target per component is the mean one-hot
+    of the actions over the span (for k = 1, the action itself).
+    """
+
+    def __init__(self, embed_dim: int, factors: list[int], max_span: int, width: int = 64):
+        super().__init__()
+        self.factors = factors
+        self.encode = nn.Sequential(
+            nn.Conv2d(2 * embed_dim, width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.span = nn.Embedding(max_span, width)
+        self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, sum(factors)))
+
+    def forward(self, before: torch.Tensor, after: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        """before/after (B, E, h, w) embedded frames, span (B,) long in 1..max_span -> logits (B, sum(factors))."""
+        return self.head(self.encode(torch.cat([before, after], 1)) + self.span(span - 1))
+
+    def loss(self, logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft cross-entropy per component against the span's actions (B, k[, F]); -> (loss, accuracy of the argmax)."""
+        acts = actions.view(*actions.shape[:2], -1)
+        total, correct = logits.new_zeros(()), logits.new_zeros(())
+        for i, (chunk, n) in enumerate(zip(logits.split(self.factors, -1), self.factors, strict=True)):
+            target = F.one_hot(acts[..., i], n).float().mean(1)
+            total = total + torch.sum(-target * chunk.log_softmax(-1), -1).mean()
+            correct = correct + (chunk.argmax(-1) == target.argmax(-1)).float().mean()
+        return total / len(self.factors), correct / len(self.factors)
+
+
 class Dynamics(nn.Module):
     def __init__(self, cfg: DynamicsConfig):
         super().__init__()
         self.cfg = cfg
-        e, c = cfg.embed_dim, cfg.hidden_dim
+        e, c, a = cfg.embed_dim, cfg.hidden_dim, cfg.action_dim
+        factors, n_cam = cfg.factors, cfg.camera_factors
         self.token_embed = nn.Embedding(cfg.codebook_size, e)
-        self.action_embed = nn.Sequential(
-            nn.Embedding(cfg.num_actions, cfg.action_dim), nn.GELU(), nn.Linear(cfg.action_dim, cfg.action_dim)
-        )
+        self.action_embed = action_pathway(factors[n_cam:], a)
+        self.films = nn.ModuleList(FiLM(a, c) for _ in range(cfg.layers))
+        if n_cam:
+            self.camera_embed = action_pathway(factors[:n_cam], a)
+            self.camera_films = nn.ModuleList(FiLM(a, c) for _ in range(cfg.layers))
         self.stem = nn.Conv2d(e, c, 4, stride=2, padding=1)
-        self.films = nn.ModuleList(FiLM(cfg.action_dim, c) for _ in range(cfg.layers))
         self.cells = nn.ModuleList(ConvGRUCell(c) for _ in range(cfg.layers))
+        if cfg.memory:
+            self.memory = TemporalMemory(c, cfg.memory, cfg.memory_pool, cfg.memory_heads)
+        if cfg.idm_span:
+            self.idm = InverseDynamics(e, factors, cfg.idm_span)
         self.up = nn.ConvTranspose2d(c, e, 4, stride=2, padding=1)
         self.head = nn.Sequential(nn.Conv2d(2 * e, e, 3, padding=1), nn.GELU(), nn.Conv2d(e, cfg.codebook_size, 1))
 
@@ -98,27 +235,41 @@ class Dynamics(nn.Module):
 
     def embed_soft(self, probs: torch.Tensor) -> torch.Tensor:
         """(B, K, h, w) distribution over codes -> (B, E, h, w); differentiable in probs."""
-        return torch.einsum("bkhw,ke->behw", probs, self.token_embed.weight)
+        return torch.einsum("bkhw,ke->behw", probs, self.token_embed.weight.to(probs.dtype))
 
     def step(self, state: DynamicsState, tokens: torch.Tensor, action: torch.Tensor) -> tuple[DynamicsState, torch.Tensor]:
-        """tokens (B, h, w) long, action (B,) long -> (new state, logits (B, K, h, w) for the next frame)."""
+        """tokens (B, h, w) long, action (B,) or (B, F) long -> (new state, logits (B, K, h, w) for the next frame)."""
         return self.step_embedded(state, self.embed(tokens), action)
 
+    def condition(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Action -> (movement/other conditioning, camera conditioning or None), each (B, action_dim)."""
+        n_cam = self.cfg.camera_factors
+        if not n_cam:
+            return self.action_embed(action), None
+        return self.action_embed(action[:, n_cam:]), self.camera_embed(action[:, :n_cam])
+
     def step_embedded(self, state: DynamicsState, emb: torch.Tensor, action: torch.Tensor) -> tuple[DynamicsState, torch.Tensor]:
-        cond = self.action_embed(action)
+        cond, camera = self.condition(action)
         x = F.gelu(self.stem(emb))
         hidden = []
-        for film, cell, h in zip(self.films, self.cells, state.hidden, strict=True):
-            h = cell(film(x, cond), h)
+        for i, (film, cell, h) in enumerate(zip(self.films, self.cells, state.hidden, strict=True)):
+            inp = film(x, cond)
+            if camera is not None:
+                inp = self.camera_films[i](inp, camera)
+            h = cell(inp, h)
             hidden.append(h)
             x = x + h
+        memory = state.memory
+        if self.cfg.memory:
+            memory = self.memory.push(memory, x)
+            x = self.memory(x, memory, min(state.step + 1, self.cfg.memory))
         logits = self.head(torch.cat([F.gelu(self.up(x)), emb], 1))
-        return DynamicsState(hidden, state.step + 1), logits
+        return DynamicsState(hidden, state.step + 1, memory), logits
 
     def forward(
         self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState | None = None
     ) -> tuple[DynamicsState, torch.Tensor]:
-        """Teacher-forced pass. tokens (B, T, h, w), actions (B, T) -> (state, logits (B, T, K, h, w)).
+        """Teacher-forced pass. tokens (B, T, h, w), actions (B, T[, F]) -> (state, logits (B, T, K, h, w)).
 
         logits[:, t] predicts tokens at t+1 from tokens[:, :t+1] and actions[:, :t+1].
         """
