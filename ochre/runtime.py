@@ -106,8 +106,9 @@ class WorldModel:
         if seed_actions is None:
             seed_actions = self.action_spec.neutral(k - 1)
         seed_actions = self.action_spec.validate(seed_actions, "seed actions")
-        if seed_actions.shape != (k - 1,):
-            raise OchreError(f"seed actions must have shape ({k - 1},) for {k} seed frames, got {seed_actions.shape}")
+        want = (k - 1, *self.action_spec.shape)
+        if seed_actions.shape != want:
+            raise OchreError(f"seed actions must have shape {want} for {k} seed frames, got {seed_actions.shape}")
         tokens = self.encode(seed_frames)[None]
         actions = torch.as_tensor(seed_actions, device=self.device)[None]
         return WorldState(warm_up(self.dynamics, tokens, actions), tokens[:, -1])
@@ -145,10 +146,11 @@ class WorldModel:
         b, k = seed_frames.shape[:2]
         seed_actions = self.action_spec.validate(seed_actions, "seed actions")
         future_actions = self.action_spec.validate(future_actions, "actions")
-        if seed_actions.shape != (b, k - 1):
-            raise OchreError(f"seed actions must have shape ({b}, {k - 1}), got {seed_actions.shape}")
-        if future_actions.ndim != 2 or future_actions.shape[0] != b:
-            raise OchreError(f"actions must have shape ({b}, N) to match {b} seed sequences, got {future_actions.shape}")
+        one = self.action_spec.shape
+        if seed_actions.shape != (b, k - 1, *one):
+            raise OchreError(f"seed actions must have shape {(b, k - 1, *one)}, got {seed_actions.shape}")
+        if future_actions.ndim != 2 + len(one) or future_actions.shape[0] != b or future_actions.shape[2:] != one:
+            raise OchreError(f"actions must have shape {(b, 'N', *one)} to match {b} seed sequences, got {future_actions.shape}")
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)

@@ -7,15 +7,19 @@ from ochre.training.dynamics import DynamicsLoopConfig, ar_probability, sequence
 
 
 class RecordingDynamics(Dynamics):
-    """Records what each step is fed, to check teacher forcing."""
+    """Records which frame each step is fed (decoded back from the input embedding), to check teacher forcing."""
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.fed: list[torch.Tensor] = []
+        self.fed_embeddings: list[torch.Tensor] = []
 
-    def step(self, state, tokens, action):
-        self.fed.append(tokens.clone())
-        return super().step(state, tokens, action)
+    def step_embedded(self, state, emb, action):
+        table = self.token_embed.weight.detach()  # (K, E): the nearest row is the token that was fed
+        dist = (emb.detach().permute(0, 2, 3, 1)[..., None, :] - table).pow(2).sum(-1)
+        self.fed.append(dist.argmin(-1))
+        self.fed_embeddings.append(emb)
+        return super().step_embedded(state, emb, action)
 
 
 def make_model() -> RecordingDynamics:
@@ -99,3 +103,95 @@ def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch, stage):
     assert resumed["step"] == straight["step"] == 6
     for key, value in weights(straight).items():
         assert torch.equal(value, weights(resumed)[key]), key
+
+
+def tiny_pair(**dyn):
+    """A tiny tokenizer (32x32 -> 8x8, 32 codes) and a dynamics model that matches it."""
+    from ochre.models.tokenizer import Tokenizer, TokenizerConfig
+
+    tok = Tokenizer(TokenizerConfig(frame_size=[32, 32], channels=[8, 16], res_blocks=0, fsq_levels=[2, 2, 2, 4]))
+    tok.requires_grad_(False).eval()
+    cfg = dict(codebook_size=32, token_grid=[8, 8], num_actions=3, embed_dim=8, hidden_dim=8, layers=1, action_dim=8)
+    return tok, Dynamics(DynamicsConfig(**(cfg | dyn)))
+
+
+def tiny_batch(b=3, t=5):
+    return Batch(torch.randint(0, 32, (b, t, 8, 8)), torch.randint(0, 3, (b, t)))
+
+
+@pytest.mark.parametrize("term", ["pixel", "lpips"])
+def test_perceptual_loss_through_the_decoder_trains_the_dynamics(term):
+    from ochre.losses import LPIPSLoss
+    from ochre.training.dynamics import LossContext
+
+    torch.manual_seed(0)
+    tok, model = tiny_pair()
+    batch = tiny_batch()
+    weights = {"pixel_weight": 1.0} if term == "pixel" else {"lpips_weight": 1.0}
+    ctx = LossContext(tok, LPIPSLoss.random_backbone() if term == "lpips" else None)
+
+    def head_grad(**w):
+        model.zero_grad()
+        torch.manual_seed(1)
+        loss, logs = sequence_loss(model, batch, DynamicsLoopConfig(token_noise=0.0, **w), 0.0, ctx)
+        loss.backward()
+        return model.head[-1].weight.grad.clone(), logs
+
+    plain, _ = head_grad()
+    with_term, logs = head_grad(**weights)
+    assert logs[term] > 0
+    assert (with_term - plain).abs().sum() > 0  # the decoded-frame term adds gradient to the dynamics weights
+    assert all(p.grad is None for p in tok.parameters())  # the tokenizer stays frozen
+
+
+@pytest.mark.parametrize("feedback,detach,flows", [("gumbel", False, True), ("gumbel", True, False), ("greedy", False, False)])
+def test_gumbel_feedback_carries_gradient_across_fed_back_steps(feedback, detach, flows):
+    torch.manual_seed(0)
+    model = make_model()
+    cfg = DynamicsLoopConfig(token_noise=0.0, context=1, feedback=feedback, detach_feedback=detach)
+    batch = Batch(torch.randint(0, 16, (2, 4, 4, 4)), torch.zeros(2, 4, dtype=torch.long))
+    sequence_loss(model, batch, cfg, p_ar=1.0)
+    fed = model.fed_embeddings[2]  # an input the model produced itself
+    grad = torch.autograd.grad(fed.sum(), model.head[-1].weight, allow_unused=True)[0]
+    assert (grad is not None and grad.abs().sum() > 0) == flows
+
+
+def test_predicted_frames_are_held_to_the_action_by_the_frozen_idm():
+    torch.manual_seed(0)
+    _, model = tiny_pair(idm_span=2)
+    cfg = DynamicsLoopConfig(token_noise=0.0, idm_pred_weight=1.0)
+    loss, logs = sequence_loss(model, tiny_batch(), cfg, 0.0)
+    loss.backward()
+    assert logs["idm_pred"] > 0 and model.head[-1].weight.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.idm.parameters())
+    model.zero_grad()
+    loss, logs = sequence_loss(model, tiny_batch(), DynamicsLoopConfig(idm_weight=1.0), 0.0)
+    loss.backward()
+    assert 0 <= logs["idm_acc"] <= 1 and any(p.grad.abs().sum() > 0 for p in model.idm.parameters())
+
+
+def test_inverse_sigmoid_schedule_ramps_monotonically():
+    from ochre.training.dynamics import ramp
+
+    cfg = DynamicsLoopConfig(ar_start=100, ar_end=500, ar_schedule="inverse_sigmoid")
+    values = [ramp(s, cfg) for s in range(0, 800, 20)]
+    assert values[0] == 0 and values[-1] > 0.99 and all(b >= a for a, b in zip(values, values[1:], strict=False))
+    assert ramp(300, cfg) == pytest.approx(0.5)
+
+
+def test_training_stops_after_too_many_non_finite_losses(tiny_world, tmp_path, monkeypatch):
+    import ochre.training.dynamics as dyn
+    from ochre.config import load_config
+    from ochre.errors import OchreError
+
+    real = dyn.sequence_loss
+
+    def poisoned(*args, **kwargs):
+        loss, logs = real(*args, **kwargs)
+        return loss * float("nan"), logs | {"loss": float("nan")}
+
+    monkeypatch.setattr(dyn, "sequence_loss", poisoned)
+    cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
+                      [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_bad_steps=2"])  # fmt: skip
+    with pytest.raises(OchreError, match=r"3 steps with a non-finite loss \(train.max_bad_steps=2\)"):
+        dyn.train_dynamics(cfg)

@@ -3,8 +3,17 @@
 Causal teacher forcing: the input at step t is frame t (the real one, or the
 model's own prediction of it), the target is frame t+1 — never the target itself.
 After `context` teacher-forced warm-up steps, each later input is replaced by
-the model's own greedy prediction with probability p_ar, which ramps from 0 to
-`ar_max`, so the model learns to continue from its own outputs.
+the model's own prediction with probability p_ar (scheduled sampling), which
+ramps from 0 to `ar_max` linearly or along an inverse sigmoid; the last `ar_len`
+steps of a window become fully autoregressive on the same schedule. Fed-back
+predictions are greedy tokens, or Gumbel-softmax samples whose straight-through
+gradient crosses the fed-back step (`feedback=gumbel`).
+
+Per step the loss is cross-entropy, plus optional terms: pixel L1 (and LPIPS)
+between the frozen tokenizer's decoding of the predicted distribution and of the
+target tokens, so perceptual errors train the dynamics; inverse dynamics on
+real frame pairs; and the same (frozen) inverse-dynamics head on predicted frames,
+which rewards predictions that show the action that was taken.
 
     cfg = load_config(DynamicsTrainConfig, "configs/coinrun/dynamics.yaml", overrides)
     train_dynamics(cfg)
@@ -12,13 +21,16 @@ the model's own greedy prediction with probability p_ar, which ramps from 0 to
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 from tqdm import tqdm
 
 from ochre.checkpoint import build_tokenizer, load_checkpoint
@@ -28,11 +40,12 @@ from ochre.data.windows import Batch, WindowSampler
 from ochre.errors import ConfigError, OchreError
 from ochre.frames import to_uint8
 from ochre.io import sha256_file
+from ochre.losses import LPIPSLoss, load_lpips
 from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
 from ochre.sampling import rollout_tokens
-from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, optimizer_step, set_lr, setup_torch
+from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, autocast, grad_scaler, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
 from ochre.training.state import load_train_state, save_train_state
 from ochre.world import save_world
@@ -46,8 +59,21 @@ class DynamicsLoopConfig(LoopConfig):
     context: int = 3  # leading steps always teacher-forced
     ar_max: float = 0.5  # final probability of feeding the model's own prediction
     ar_start: int = 300  # step where p_ar starts ramping up from 0
-    ar_end: int = 1500  # step where p_ar reaches ar_max
+    ar_end: int = 1500  # step where p_ar reaches ar_max (inverse sigmoid: its midpoint)
+    ar_schedule: Literal["linear", "inverse_sigmoid"] = "linear"  # shape of the p_ar ramp
+    ar_len: int = 0  # final number of trailing window steps that are always fed back (ramped like p_ar)
+    feedback: Literal["greedy", "gumbel"] = "greedy"  # what is fed back: argmax tokens or Gumbel-softmax samples
+    gumbel_tau: float = 1.0  # Gumbel-softmax temperature
+    detach_feedback: bool = False  # gumbel: cut the gradient at fed-back inputs (saves memory)
     token_noise: float = 0.02  # fraction of input tokens replaced by random codes
+    pixel_weight: float = 0.0  # L1 between decoded predicted and target frames (through the frozen decoder)
+    lpips_weight: float = 0.0  # LPIPS on the same decoded frames (needs the backbone weights)
+    lpips_weights: str = ""  # LPIPS backbone weights file; empty = torch hub cache
+    pixel_samples: int = 4  # windows per batch that are decoded for the pixel terms
+    idm_weight: float = 0.0  # inverse dynamics on real frame pairs (needs model.idm_span > 0)
+    idm_pred_weight: float = 0.0  # the frozen IDM head on predicted frames: predictions must show the action
+    amp: Literal["off", "bf16", "fp16"] = "bf16"  # mixed precision on CUDA (CPU runs float32)
+    max_bad_steps: int = 10  # non-finite losses skipped before the run stops
     resume: str = ""  # train_state.pt of an earlier run: continue it exactly (same config)
     init_from: str = ""  # world checkpoint whose dynamics weights start this run (fresh optimizer)
     val_context: int = 4  # seed frames for validation rollouts
@@ -70,9 +96,18 @@ class DynamicsTrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+def ramp(step: int, cfg: DynamicsLoopConfig) -> float:
+    """0 -> 1 between ar_start and ar_end: linear, or an inverse sigmoid centred on ar_end's midpoint."""
+    if cfg.ar_schedule == "linear":
+        return float(np.clip((step - cfg.ar_start) / max(1, cfg.ar_end - cfg.ar_start), 0.0, 1.0))
+    if step < cfg.ar_start:
+        return 0.0
+    mid, width = (cfg.ar_start + cfg.ar_end) / 2, max(1.0, (cfg.ar_end - cfg.ar_start) / 10)
+    return 1.0 / (1.0 + math.exp(-(step - mid) / width))
+
+
 def ar_probability(step: int, cfg: DynamicsLoopConfig) -> float:
-    ramp = (step - cfg.ar_start) / max(1, cfg.ar_end - cfg.ar_start)
-    return cfg.ar_max * float(np.clip(ramp, 0.0, 1.0))
+    return cfg.ar_max * ramp(step, cfg)
 
 
 def corrupt(tokens: torch.Tensor, fraction: float, codebook_size: int) -> torch.Tensor:
@@ -82,43 +117,135 @@ def corrupt(tokens: torch.Tensor, fraction: float, codebook_size: int) -> torch.
     return torch.where(mask, torch.randint_like(tokens, codebook_size), tokens)
 
 
-def sequence_loss(model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """batch.rows (B, T, h, w) tokens, batch.actions (B, T). Returns (mean CE over T-1 steps, logs)."""
+@dataclass
+class LossContext:
+    """What the optional loss terms need besides the model: the frozen tokenizer and LPIPS."""
+
+    tokenizer: Tokenizer | None = None
+    lpips: LPIPSLoss | None = None
+
+
+def frozen_idm_logits(model: Dynamics, before: torch.Tensor, after: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+    """The IDM head with its weights detached: gradients reach only the frames it reads."""
+    params = {k: v.detach() for k, v in model.idm.named_parameters()}
+    return functional_call(model.idm, params, (before, after, span))
+
+
+def idm_real_loss(model: Dynamics, tokens: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse dynamics on real frames: one random (end, span) per batch; -> (loss, accuracy)."""
+    t_len, max_span = tokens.shape[1], model.cfg.idm_span
+    k = int(torch.randint(1, min(max_span, t_len - 1) + 1, ()))
+    end = int(torch.randint(k, t_len, ()))
+    span = torch.full((tokens.shape[0],), k, device=tokens.device)
+    logits = model.idm(model.embed(tokens[:, end - k]), model.embed(tokens[:, end]), span)
+    return model.idm.loss(logits, actions[:, end - k : end])
+
+
+def sequence_loss(
+    model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float, ctx: LossContext | None = None, ar_tail: int = 0
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """batch.rows (B, T, h, w) tokens, batch.actions (B, T[, F]). Returns (mean loss over T-1 steps, logs).
+
+    The per-step losses are summed as they are computed (no stack of all logits).
+    ar_tail: the last `ar_tail` inputs are the model's own predictions for every window.
+    """
+    ctx = ctx or LossContext()
     tokens, actions = batch.rows, batch.actions
     b, t_len = tokens.shape[:2]
+    k_size = model.cfg.codebook_size
     state = model.initial_state(b, tokens.device)
-    inputs = tokens[:, 0]
-    losses, correct, copied, fed_back = [], 0.0, 0.0, 0.0
+    emb = model.embed(corrupt(tokens[:, 0], cfg.token_noise, k_size))
+    n_pix = min(cfg.pixel_samples, b)
+    use_pixels = ctx.tokenizer is not None and (cfg.pixel_weight > 0 or (cfg.lpips_weight > 0 and ctx.lpips is not None))
+    if use_pixels:
+        with torch.no_grad():
+            target_frames = ctx.tokenizer.decode_tokens(tokens[:n_pix, 1:].flatten(0, 1)).unflatten(0, (n_pix, t_len - 1))
+    use_idm_pred = cfg.idm_pred_weight > 0 and model.cfg.idm_span > 0
+    total = tokens.new_zeros((), dtype=torch.float32)
+    sums = dict.fromkeys(("ce", "pixel", "lpips", "idm_pred"), 0.0)
+    correct = copied = fed_back = 0.0
     for t in range(t_len - 1):
         target = tokens[:, t + 1]  # frame t+1: what action t does to frame t
-        state, logits = model.step(state, corrupt(inputs, cfg.token_noise, model.cfg.codebook_size), actions[:, t])
-        losses.append(F.cross_entropy(logits, target))
+        state, logits = model.step_embedded(state, emb, actions[:, t])
+        logits = logits.float()
+        ce = F.cross_entropy(logits, target)
+        step_loss = ce
+        sums["ce"] += ce.item()
+        probs = logits.softmax(1) if (use_pixels or use_idm_pred) else None
+        if use_pixels:
+            pred_frames = ctx.tokenizer.decode_embeddings(probs[:n_pix])
+            if cfg.pixel_weight > 0:
+                pix = F.l1_loss(pred_frames, target_frames[:, t])
+                step_loss = step_loss + cfg.pixel_weight * pix
+                sums["pixel"] += pix.item()
+            if cfg.lpips_weight > 0 and ctx.lpips is not None:
+                perceptual = ctx.lpips(pred_frames, target_frames[:, t])
+                step_loss = step_loss + cfg.lpips_weight * perceptual
+                sums["lpips"] += perceptual.item()
+        if use_idm_pred:
+            span = torch.ones(b, dtype=torch.long, device=tokens.device)
+            idm_logits = frozen_idm_logits(model, emb.detach(), model.embed_soft(probs), span)
+            idm_loss, _ = model.idm.loss(idm_logits, actions[:, t : t + 1])
+            step_loss = step_loss + cfg.idm_pred_weight * idm_loss
+            sums["idm_pred"] += idm_loss.item()
+        total = total + step_loss
         pred = logits.detach().argmax(1)
         correct += (pred == target).float().mean().item()
         copied += (tokens[:, t] == target).float().mean().item()
-        inputs = target
-        if t + 1 >= cfg.context and p_ar > 0:
-            own = torch.rand(b, 1, 1, device=tokens.device) < p_ar
-            inputs = torch.where(own, pred, target)
+        emb = model.embed(corrupt(target, cfg.token_noise, k_size))
+        if t + 1 >= cfg.context and (p_ar > 0 or t + 1 >= t_len - 1 - ar_tail):
+            own = torch.rand(b, device=tokens.device) < p_ar
+            if t + 1 >= t_len - 1 - ar_tail:
+                own[:] = True
+            if cfg.feedback == "gumbel" and not cfg.detach_feedback:
+                soft = F.gumbel_softmax(logits, tau=cfg.gumbel_tau, hard=True, dim=1)
+                own_emb = model.embed_soft(soft)
+            else:
+                own_emb = model.embed(corrupt(pred, cfg.token_noise, k_size))
+            emb = torch.where(own[:, None, None, None], own_emb, emb)
             fed_back += own.float().mean().item()
-    loss = torch.stack(losses).mean()
     n = t_len - 1
-    logs = {"loss": loss.item(), "acc": correct / n, "copy_acc": copied / n, "p_ar": p_ar, "fed_back": fed_back / n}
+    loss = total / n
+    logs = {"loss": 0.0, "ce": sums["ce"] / n, "acc": correct / n, "copy_acc": copied / n, "p_ar": p_ar, "fed_back": fed_back / n}
+    logs |= {k: v / n for k, v in sums.items() if k != "ce" and v}
+    if cfg.idm_weight > 0 and model.cfg.idm_span > 0:
+        idm_loss, idm_acc = idm_real_loss(model, tokens, actions)
+        loss = loss + cfg.idm_weight * idm_loss
+        logs |= {"idm": idm_loss.item(), "idm_acc": idm_acc.item()}
+    logs["loss"] = loss.item()
     return loss, logs
+
+
+MODULE_GROUPS = {
+    "film": ("films", "camera_films", "action_embed", "camera_embed"),
+    "recurrent": ("stem", "cells"),
+    "memory": ("memory",),
+    "head": ("token_embed", "up", "head"),
+    "idm": ("idm",),
+}
+
+
+def grad_norms(model: Dynamics) -> dict[str, float]:
+    """Gradient norm per module group (action conditioning vs the rest), to see what is learning."""
+    out = {}
+    for group, prefixes in MODULE_GROUPS.items():
+        grads = [p.grad for n, p in model.named_parameters() if n.split(".")[0] in prefixes and p.grad is not None]
+        if grads:
+            out[f"grad_norm/{group}"] = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+    return out
 
 
 def resolve_model_config(cfg: DynamicsTrainConfig, data: EpisodeDataset, tokenizer: Tokenizer, tok_path: str) -> DynamicsConfig:
     """Codebook size, token grid and action count come from the tokenizer and data; a mismatch is an error."""
     m = cfg.model
-    if data.action_spec.kind != "discrete":
-        raise ConfigError(
-            f"{data.path}: its '{data.action_spec.kind}' actions need factored action conditioning, which the "
-            "dynamics model does not have yet; train on a discrete-action world (procgen, atari)"
-        )
+    spec = data.action_spec
+    factored = spec.kind != "discrete"
     checks = {
         "codebook_size": (tokenizer.codebook_size, f"tokenizer {tok_path}"),
         "token_grid": (list(tokenizer.cfg.token_grid), f"tokenizer {tok_path}"),
-        "num_actions": (data.action_spec.n, f"dataset {data.path}"),
+        "num_actions": (0 if factored else spec.n, f"dataset {data.path}"),
+        "action_factors": (list(spec.factors) if factored else [], f"dataset {data.path}"),
+        "camera_factors": (2 if spec.kind == "first_person" else 0, f"dataset {data.path}"),
     }
     values = {}
     for key, (truth, source) in checks.items():
@@ -146,8 +273,10 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
             f"{data.path}: these tokens were made by another tokenizer ({data.manifest['tokenizer']['path']}) than {tok_path}; "
             "re-run `python -m vqvae.tokenize` with this tokenizer or drop tokenizer.path"
         )
-    tokenizer = build_tokenizer(tok_payload).to(device)
+    tokenizer = build_tokenizer(tok_payload).to(device).requires_grad_(False)
     model_cfg = resolve_model_config(cfg, data, tokenizer, tok_path)
+    if (cfg.train.idm_weight > 0 or cfg.train.idm_pred_weight > 0) and not model_cfg.idm_span:
+        raise ConfigError("train.idm_weight / train.idm_pred_weight need the IDM head: set model.idm_span=1 (or more)")
     model = Dynamics(model_cfg).to(device)
     train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed)
     val_len = cfg.train.val_context + cfg.train.val_horizon
@@ -155,42 +284,104 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name)
     logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    scaler = grad_scaler(device, cfg.train.amp)
+    lpips = None
+    if cfg.train.lpips_weight > 0:
+        lpips = load_lpips("alex", cfg.train.lpips_weights, warn=lambda msg: tqdm.write(f"warning: {msg}"))
+        lpips = lpips.to(device) if lpips is not None else None
+    ctx = LossContext(tokenizer, lpips)
     world_path = run_dir / "checkpoints" / "world.pt"
     state_path = run_dir / "checkpoints" / "train_state.pt"
     start = 0
     if cfg.train.resume:
-        start = load_train_state(cfg.train.resume, model, opt, train.rng)
+        start = load_train_state(cfg.train.resume, model, opt, train.rng, {"scaler": scaler})
     elif cfg.train.init_from:
-        model.load_state_dict(load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"])
+        model.load_state_dict(load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"], strict=False)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     print(
         f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
     )
-    t0 = time.time()
+    t0, bad_steps, timer = time.time(), 0, StepTimer(device)
+    frames_per_step = cfg.train.batch_size * (cfg.train.seq_len - 1)
     for step in (
         bar := tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="dynamics", unit="step")
     ):
         lr = set_lr(opt, step, cfg.train)
-        loss, logs = sequence_loss(
-            model, train.sample(cfg.train.batch_size).to(device), cfg.train, ar_probability(step, cfg.train)
-        )
-        logs["grad_norm"] = optimizer_step(opt, model, loss, cfg.train.grad_clip)
+        timer.start()
+        batch = train.sample(cfg.train.batch_size).to(device)
+        timer.lap("data")
+        with autocast(device, cfg.train.amp):
+            tail = round(cfg.train.ar_len * ramp(step, cfg.train))
+            loss, logs = sequence_loss(model, batch, cfg.train, ar_probability(step, cfg.train), ctx, tail)
+        timer.lap("forward")
+        if not math.isfinite(logs["loss"]):
+            bad_steps += 1
+            tqdm.write(f"warning: step {step}: loss is {logs['loss']}; step skipped ({bad_steps} so far)")
+            if bad_steps > cfg.train.max_bad_steps:
+                raise OchreError(
+                    f"{bad_steps} steps with a non-finite loss (train.max_bad_steps={cfg.train.max_bad_steps}); "
+                    f"lower train.lr or check the data. Last good checkpoint: {state_path}"
+                )
+            opt.zero_grad(set_to_none=True)
+            continue
+        opt.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler else loss).backward()
+        timer.lap("backward")
+        if scaler:
+            scaler.unscale_(opt)
+        norms = grad_norms(model) if step % cfg.logging.log_every == 0 else {}
+        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        timer.lap("optimizer")
         bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}", copy=f"{logs['copy_acc']:.3f}")
         last = step + 1 == cfg.train.max_steps
         row = {}
         if step % cfg.logging.log_every == 0 or last:
-            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": lr, "time_s": time.time() - t0}
+            row = {f"train/{k}": v for k, v in logs.items()} | norms | timer.summary(frames_per_step)
+            row |= {"lr": lr, "time_s": time.time() - t0, "bad_steps": bad_steps}
         if step % cfg.logging.sample_every == 0 or last:
             row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step)
         if row:
             logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
             save_world(world_path, tok_payload, model, data.action_spec, configs, step + 1, world, fps)
-            save_train_state(state_path, model, opt, step + 1, train.rng)
+            save_train_state(state_path, model, opt, step + 1, train.rng, {"scaler": scaler})
     logger.close()
     print(f"world checkpoint: {world_path}")
     return world_path
+
+
+class StepTimer:
+    """Wall time per phase of a training step (data / forward / backward / optimizer), averaged since the last summary."""
+
+    def __init__(self, device: torch.device):
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.totals: dict[str, float] = {}
+        self.steps = 0
+        self._t = 0.0
+
+    def start(self) -> None:
+        self.sync()
+        self._t = time.perf_counter()
+        self.steps += 1
+
+    def lap(self, name: str) -> None:
+        self.sync()
+        now = time.perf_counter()
+        self.totals[name] = self.totals.get(name, 0.0) + now - self._t
+        self._t = now
+
+    def summary(self, frames_per_step: int) -> dict[str, float]:
+        out = {f"time/{k}_ms": 1000 * v / self.steps for k, v in self.totals.items()}
+        total = sum(self.totals.values()) / max(1, self.steps)
+        out["throughput/frames_per_s"] = frames_per_step / total if total else 0.0
+        self.totals, self.steps = {}, 0
+        return out
 
 
 @torch.no_grad()
@@ -199,7 +390,9 @@ def validate(
 ) -> dict[str, float]:
     """Teacher-forced loss plus an open-loop rollout on held-out episodes, scored in decoded-frame space."""
     model.eval()
-    _, logs = sequence_loss(model, batch, DynamicsLoopConfig(token_noise=0.0, context=10**6), 0.0)
+    clean = DynamicsLoopConfig(token_noise=0.0, context=cfg.val_context - 1)
+    _, logs = sequence_loss(model, batch, clean, 0.0)
+    _, ar_logs = sequence_loss(model, batch, clean, 1.0)  # every input after the context is the model's own
     k = cfg.val_context
     pred = rollout_tokens(model, batch.rows[:, :k], batch.actions[:, : k - 1], batch.actions[:, k - 1 : -1])
     model.train()
@@ -214,8 +407,14 @@ def validate(
     gt_u8, pred_u8 = to_uint8(target[0] * 2 - 1), to_uint8(frames[0] * 2 - 1)
     logger.image("val_rollout", step, image_grid([gt_u8, pred_u8]))
     logger.video("val_rollout", step, np.concatenate([gt_u8, pred_u8], axis=2), fps=8)
-    return {
+    idm = {}
+    if model.cfg.idm_span:
+        _, idm_acc = idm_real_loss(model, batch.rows, batch.actions)
+        idm = {"val/idm_acc": float(idm_acc)}
+    return idm | {
         "val/loss": logs["loss"],
+        "val/loss_ar": ar_logs["loss"],
+        "val/ar_gap": ar_logs["loss"] - logs["loss"],
         "val/acc": logs["acc"],
         "val/copy_acc": logs["copy_acc"],
         "val/rollout_psnr": psnr(frames, target),
