@@ -46,7 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """-> (seed (B,K,H,W,3), seed actions (B,K-1), future actions (B,N), batched?)."""
+    """-> (seed (B,K,H,W,3), seed actions (B,K-1,...), future actions (B,N,...), batched?).
+
+    "..." is the shape of one action in the world's schema: nothing for discrete ids,
+    (10,) for first-person actions.
+    """
     frames, seed_actions = load_seed(args.seed_frames)
     batched = frames.ndim == 5
     frames = frames if batched else frames[None]
@@ -56,15 +60,15 @@ def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray
     if seed_actions is None:
         seed_actions = wm.action_spec.neutral((b, k - 1))
     seed_actions = wm.action_spec.validate(seed_actions, args.seed_frames)
-    seed_actions = seed_actions if seed_actions.ndim == 2 else seed_actions[None]
-    if seed_actions.shape != (b, k - 1):
-        raise OchreError(
-            f"{args.seed_frames}: 'actions' must have shape {(b, k - 1) if batched else (k - 1,)}, got {seed_actions.shape}"
-        )
+    one = wm.action_spec.shape
+    seed_actions = seed_actions if seed_actions.ndim == 2 + len(one) else seed_actions[None]
+    if seed_actions.shape != (b, k - 1, *one):
+        want = (b, k - 1, *one) if batched else (k - 1, *one)
+        raise OchreError(f"{args.seed_frames}: 'actions' must have shape {want}, got {seed_actions.shape}")
     actions = wm.action_spec.validate(load_actions(args.actions), args.actions)
-    if actions.ndim == 1:
-        actions = np.broadcast_to(actions, (b, len(actions)))
-    if actions.ndim != 2 or actions.shape[0] != b:
+    if actions.ndim == 1 + len(one):
+        actions = np.broadcast_to(actions, (b, *actions.shape))
+    if actions.ndim != 2 + len(one) or actions.shape[0] != b:
         raise OchreError(f"{args.actions}: actions have shape {actions.shape} but the seed has batch size {b}")
     if args.steps is not None:
         if args.steps > actions.shape[1]:
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         raise OchreError("--samples must be at least 1")
     wm = WorldModel.load(args.checkpoint, device=args.device)
     seed, seed_actions, actions, batched = prepare_inputs(args, wm)
-    gt = load_ground_truth(args.gt, (*actions.shape, *wm.frame_shape)) if args.gt else None
+    gt = load_ground_truth(args.gt, (*actions.shape[:2], *wm.frame_shape)) if args.gt else None
     torch.manual_seed(args.seed)
     runs = []
     for m in tqdm(range(args.samples), desc="rollout", unit="sample", disable=args.samples == 1):

@@ -65,7 +65,7 @@ def evaluate_world(wm: WorldModel, data: EpisodeDataset, settings: EvalSettings)
         actions = batch.actions[i : i + settings.batch].numpy()
         seed, gt = frames[:, :k], to_unit(frames[:, k:])
         seed_actions, future = actions[:, : k - 1], actions[:, k - 1 : k - 1 + n]
-        random_future = wm.action_spec.sample(rng, size=future.shape)
+        random_future = wm.action_spec.sample(rng, size=future.shape[:2])
         stats["model"].add(to_unit(wm.rollout(seed, seed_actions, future)), gt)
         stats["model_random_actions"].add(to_unit(wm.rollout(seed, seed_actions, random_future)), gt)
         stats["copy_last"].add(to_unit(np.repeat(seed[:, -1:], n, axis=1)), gt)

@@ -19,7 +19,7 @@ def to_model(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cp
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
     import torch
 
-    x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames, device=device)
+    x = torch.as_tensor(_writable(frames) if not torch.is_tensor(frames) else frames, device=device)
     return x.movedim(-1, -3).float().div(127.5).sub(1.0)
 
 
@@ -35,8 +35,14 @@ def to_unit(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1], for metrics."""
     import torch
 
-    x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames)
+    x = torch.as_tensor(_writable(frames) if not torch.is_tensor(frames) else frames)
     return x.movedim(-1, -3).float().div(255.0)
+
+
+def _writable(frames: np.ndarray) -> np.ndarray:
+    """torch cannot wrap read-only arrays (memory-mapped dataset rows); copy those."""
+    arr = np.asarray(frames)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ochre.actions import DiscreteActionSpec, FirstPersonActionSpec
+from ochre.actions import ActionSpec, DiscreteActionSpec, FirstPersonActionSpec
 from ochre.diagnostics import (
     action_response_grid,
     action_sensitivity,
@@ -42,7 +42,7 @@ def randomise_films(model: Dynamics) -> None:
         torch.nn.init.normal_(film.proj.weight)
 
 
-def seeds(spec, batch: int = 3, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def seeds(spec: ActionSpec, batch: int = 3, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(2)
     tokens = torch.randint(0, 32, (batch, k, 8, 8), generator=g)
     actions = torch.as_tensor(spec.sample(np.random.default_rng(3), size=(batch, k - 1)))
@@ -58,7 +58,8 @@ def test_random_action_pairs_differ_at_every_step(spec):
     first, second = random_action_pairs(spec, np.random.default_rng(0), (16, 10))
     assert first.shape == second.shape == (16, 10, *spec.shape)
     assert not (first == second).reshape(16, 10, -1).all(-1).any()
-    spec.validate(first), spec.validate(second)
+    spec.validate(first)  # both draws are valid encoded actions
+    spec.validate(second)
 
 
 def test_random_action_pairs_refuse_a_single_action():
