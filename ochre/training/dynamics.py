@@ -17,26 +17,31 @@ which rewards predictions that show the action that was taken.
 
     cfg = load_config(DynamicsTrainConfig, "configs/coinrun/dynamics.yaml", overrides)
     train_dynamics(cfg)
+
+Launched by torchrun, it trains data-parallel over all processes (DDP; see `fit`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 from tqdm import tqdm
 
+from ochre.actions import ActionSpec
 from ochre.checkpoint import build_tokenizer, load_checkpoint
 from ochre.config import to_dict
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import Batch, WindowSampler
+from ochre.diagnostics import action_response_grid, action_sensitivity, prediction_stats, rollout_strips, teacher_forced_tokens
 from ochre.errors import ConfigError, OchreError
 from ochre.frames import to_uint8
 from ochre.io import sha256_file
@@ -44,7 +49,8 @@ from ochre.losses import LPIPSLoss, load_lpips
 from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
-from ochre.sampling import rollout_tokens
+from ochre.sampling import rollout_tokens, warm_up
+from ochre.training import distributed
 from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, autocast, grad_scaler, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
 from ochre.training.state import load_train_state, save_train_state
@@ -54,7 +60,7 @@ from ochre.world import save_world
 @dataclass
 class DynamicsLoopConfig(LoopConfig):
     max_steps: int = 3000  # optimizer steps
-    batch_size: int = 24  # windows per step
+    batch_size: int = 24  # windows per step and process (under torchrun one step sees batch_size x world size)
     seq_len: int = 12  # frames per window (seq_len - 1 predicted transitions)
     context: int = 3  # leading steps always teacher-forced
     ar_max: float = 0.5  # final probability of feeding the model's own prediction
@@ -79,6 +85,7 @@ class DynamicsLoopConfig(LoopConfig):
     val_context: int = 4  # seed frames for validation rollouts
     val_horizon: int = 16  # predicted frames in validation rollouts
     val_windows: int = 32  # windows in the fixed validation set
+    dist_backend: Literal["", "nccl", "gloo"] = ""  # torchrun process-group backend; empty = nccl on CUDA, gloo on CPU
 
 
 @dataclass
@@ -207,13 +214,39 @@ def sequence_loss(
     n = t_len - 1
     loss = total / n
     logs = {"loss": 0.0, "ce": sums["ce"] / n, "acc": correct / n, "copy_acc": copied / n, "p_ar": p_ar, "fed_back": fed_back / n}
-    logs |= {k: v / n for k, v in sums.items() if k != "ce" and v}
+    enabled = {
+        "pixel": use_pixels and cfg.pixel_weight > 0,
+        "lpips": use_pixels and ctx.lpips is not None and cfg.lpips_weight > 0,
+    }
+    enabled["idm_pred"] = use_idm_pred
+    logs |= {k: sums[k] / n for k, on in enabled.items() if on}  # same keys on every rank, whatever the values
     if cfg.idm_weight > 0 and model.cfg.idm_span > 0:
         idm_loss, idm_acc = idm_real_loss(model, tokens, actions)
         loss = loss + cfg.idm_weight * idm_loss
         logs |= {"idm": idm_loss.item(), "idm_acc": idm_acc.item()}
     logs["loss"] = loss.item()
     return loss, logs
+
+
+class WindowLoss(nn.Module):
+    """`sequence_loss` as a module's forward, so that DistributedDataParallel can wrap it.
+
+    DDP averages gradients over ranks only for work done inside its own forward: that
+    call opens the iteration whose backward then all-reduces each gradient bucket as it
+    fills. The loss drives the model through initial_state / embed / step_embedded /
+    idm, never Dynamics.forward, so the whole per-window loss runs here and DDP wraps
+    this module. Its only submodule is the dynamics model: DDP syncs exactly those
+    weights, while the frozen tokenizer and LPIPS in `ctx` stay plain attributes. The
+    IDM head gets no gradient unless idm_weight > 0 (idm_pred reads it detached), which
+    `distributed.data_parallel` allows for.
+    """
+
+    def __init__(self, model: Dynamics, cfg: DynamicsLoopConfig, ctx: LossContext):
+        super().__init__()
+        self.model, self.cfg, self.ctx = model, cfg, ctx
+
+    def forward(self, batch: Batch, p_ar: float, ar_tail: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return sequence_loss(self.model, batch, self.cfg, p_ar, self.ctx, ar_tail)
 
 
 MODULE_GROUPS = {
@@ -262,8 +295,30 @@ def resolve_model_config(cfg: DynamicsTrainConfig, data: EpisodeDataset, tokeniz
 
 
 def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
-    """Train, write the world checkpoint, and return its path."""
-    device = setup_torch(cfg.train)
+    """Train, write the world checkpoint, and return its path (on every rank when launched by torchrun)."""
+    launch = distributed.detect_launch()
+    device = distributed.rank_device(setup_torch(replace(cfg.train, seed=cfg.train.seed + launch.rank)), launch)
+    with distributed.process_group(launch, device, cfg.train.dist_backend):
+        return fit(cfg, device, launch)
+
+
+def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Launch) -> Path:
+    """The training loop of one process; under torchrun, of one data-parallel (DDP) rank.
+
+    Every rank builds the model and DDP gives all of them rank 0's weights; each rank
+    samples its own windows (sampler and torch seeded with seed + rank), backward
+    averages the gradients over ranks, so one optimizer step sees batch_size x world
+    size windows (the learning rate is not rescaled) and every rank keeps identical
+    weights. Metrics are averaged over ranks; rank 0 alone validates and writes the run
+    folder, logs, samples and checkpoints.
+
+    Resume under DDP: every rank loads the training state, whose per-rank RNG streams
+    (`distributed.RankRNG`) put each rank back exactly where it was, so a run resumed
+    with the same config and number of processes repeats the uninterrupted one (bit
+    for bit on CPU; on GPU as far as its kernels are deterministic). Another number of
+    processes is refused; a single process resuming a DDP state goes on as rank 0.
+    """
+    main = distributed.is_main()
     data = EpisodeDataset(cfg.data.path, expect_kind="tokens")
     tok_path = cfg.tokenizer.path or data.manifest["tokenizer"]["path"]
     tok_payload = load_checkpoint(tok_path, "ochre-tokenizer")
@@ -278,11 +333,15 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     if (cfg.train.idm_weight > 0 or cfg.train.idm_pred_weight > 0) and not model_cfg.idm_span:
         raise ConfigError("train.idm_weight / train.idm_pred_weight need the IDM head: set model.idm_span=1 (or more)")
     model = Dynamics(model_cfg).to(device)
-    train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed)
-    val_len = cfg.train.val_context + cfg.train.val_horizon
-    val = WindowSampler(data, val_len, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(cfg.train.val_windows)
-    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name)
-    logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
+    train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
+    val = None
+    if main:
+        val_len = cfg.train.val_context + cfg.train.val_horizon
+        val = WindowSampler(data, val_len, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(cfg.train.val_windows)
+    run_dir = distributed.broadcast_from_main(
+        make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name) if main else None
+    )
+    logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project) if main else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01, betas=(0.9, 0.99))
     scaler = grad_scaler(device, cfg.train.amp)
     lpips = None
@@ -292,68 +351,86 @@ def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     ctx = LossContext(tokenizer, lpips)
     world_path = run_dir / "checkpoints" / "world.pt"
     state_path = run_dir / "checkpoints" / "train_state.pt"
+    extra = {"scaler": scaler, "ranks": distributed.RankRNG(train.rng, device) if launch.distributed else None}
     start = 0
     if cfg.train.resume:
-        start = load_train_state(cfg.train.resume, model, opt, train.rng, {"scaler": scaler})
+        start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
     elif cfg.train.init_from:
         model.load_state_dict(load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"], strict=False)
+    window_loss = distributed.data_parallel(WindowLoss(model, cfg.train, ctx), device)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
-    print(
-        f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
-    )
+    if main:
+        procs = f", {launch.world_size} processes" if launch.distributed else ""
+        print(
+            f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}{procs}, {len(train)} train windows)"
+        )
     t0, bad_steps, timer = time.time(), 0, StepTimer(device)
-    frames_per_step = cfg.train.batch_size * (cfg.train.seq_len - 1)
-    for step in (
-        bar := tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="dynamics", unit="step")
-    ):
+    frames_per_step = cfg.train.batch_size * (cfg.train.seq_len - 1) * launch.world_size
+    steps = range(start, cfg.train.max_steps)
+    for step in (bar := tqdm(steps, initial=start, total=cfg.train.max_steps, desc="dynamics", unit="step", disable=not main)):
         lr = set_lr(opt, step, cfg.train)
         timer.start()
         batch = train.sample(cfg.train.batch_size).to(device)
         timer.lap("data")
         with autocast(device, cfg.train.amp):
             tail = round(cfg.train.ar_len * ramp(step, cfg.train))
-            loss, logs = sequence_loss(model, batch, cfg.train, ar_probability(step, cfg.train), ctx, tail)
+            loss, logs = window_loss(batch, ar_probability(step, cfg.train), tail)
+        logs = distributed.all_reduce_mean(logs)  # a non-finite loss on any rank skips the step on all of them
         timer.lap("forward")
+        last = step + 1 == cfg.train.max_steps
         if not math.isfinite(logs["loss"]):
             bad_steps += 1
-            tqdm.write(f"warning: step {step}: loss is {logs['loss']}; step skipped ({bad_steps} so far)")
+            if main:
+                tqdm.write(f"warning: step {step}: loss is {logs['loss']}; step skipped ({bad_steps} so far)")
             if bad_steps > cfg.train.max_bad_steps:
                 raise OchreError(
                     f"{bad_steps} steps with a non-finite loss (train.max_bad_steps={cfg.train.max_bad_steps}); "
                     f"lower train.lr or check the data. Last good checkpoint: {state_path}"
                 )
+            if launch.distributed:
+                loss.backward()  # DDP expects the backward of every forward (it completes the reduction); the grads are dropped
             opt.zero_grad(set_to_none=True)
-            continue
-        opt.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler else loss).backward()
-        timer.lap("backward")
-        if scaler:
-            scaler.unscale_(opt)
-        norms = grad_norms(model) if step % cfg.logging.log_every == 0 else {}
-        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
-        if scaler:
-            scaler.step(opt)
-            scaler.update()
         else:
-            opt.step()
-        timer.lap("optimizer")
-        bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}", copy=f"{logs['copy_acc']:.3f}")
-        last = step + 1 == cfg.train.max_steps
-        row = {}
-        if step % cfg.logging.log_every == 0 or last:
-            row = {f"train/{k}": v for k, v in logs.items()} | norms | timer.summary(frames_per_step)
-            row |= {"lr": lr, "time_s": time.time() - t0, "bad_steps": bad_steps}
-        if step % cfg.logging.sample_every == 0 or last:
-            row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step)
-        if row:
-            logger.log(step, row)
+            opt.zero_grad(set_to_none=True)
+            (scaler.scale(loss) if scaler else loss).backward()
+            timer.lap("backward")
+            norms = grad_norms(model) if step % cfg.logging.log_every == 0 else {}
+            logs["grad_norm"] = clip_and_step(model, opt, cfg.train.grad_clip, scaler)
+            timer.lap("optimizer")
+            bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}", copy=f"{logs['copy_acc']:.3f}")
+            row = {}
+            if main and (step % cfg.logging.log_every == 0 or last):
+                row = {f"train/{k}": v for k, v in logs.items()} | norms | timer.summary(frames_per_step)
+                row |= {"lr": lr, "time_s": time.time() - t0, "bad_steps": bad_steps}
+            if main and (step % cfg.logging.sample_every == 0 or last):
+                row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step, data.action_spec)
+            if row:
+                logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
-            save_world(world_path, tok_payload, model, data.action_spec, configs, step + 1, world, fps)
-            save_train_state(state_path, model, opt, step + 1, train.rng, {"scaler": scaler})
-    logger.close()
-    print(f"world checkpoint: {world_path}")
+            if extra["ranks"]:
+                extra["ranks"].gather()
+            if main:
+                save_world(world_path, tok_payload, model, data.action_spec, configs, step + 1, world, fps)
+                save_train_state(state_path, model, opt, step + 1, train.rng, extra)
+    if main:
+        logger.close()
+        print(f"world checkpoint: {world_path}")
+    distributed.barrier()  # the checkpoint is written before any rank returns its path
     return world_path
+
+
+def clip_and_step(model: Dynamics, opt: torch.optim.Optimizer, grad_clip: float, scaler: torch.amp.GradScaler | None) -> float:
+    """Clip the (unscaled) gradients and step; returns the gradient norm before clipping."""
+    if scaler:
+        scaler.unscale_(opt)
+    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
+    if scaler:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    return norm
 
 
 class StepTimer:
@@ -386,16 +463,27 @@ class StepTimer:
 
 @torch.no_grad()
 def validate(
-    model: Dynamics, tokenizer: Tokenizer, batch: Batch, cfg: DynamicsLoopConfig, logger: RunLogger, step: int
+    model: Dynamics, tokenizer: Tokenizer, batch: Batch, cfg: DynamicsLoopConfig, logger: RunLogger, step: int, spec: ActionSpec
 ) -> dict[str, float]:
-    """Teacher-forced loss plus an open-loop rollout on held-out episodes, scored in decoded-frame space."""
+    """Held-out episodes: teacher-forced vs autoregressive loss, an open-loop rollout scored in decoded-frame space,
+    and whether the actions matter (action sensitivity, action-response grid, IDM accuracy)."""
+    k = cfg.val_context
+    seed_tokens, seed_actions = batch.rows[:8, :k], batch.actions[:8, : k - 1]
+    sensitivity = action_sensitivity(model, tokenizer, seed_tokens, seed_actions, spec)
+    grid, _ = action_response_grid(model, tokenizer, seed_tokens, seed_actions, spec)
+    logger.image("action_response", step, grid)
+    tf = teacher_forced_tokens(model, batch.rows[:4], batch.actions[:4])
     model.eval()
     clean = DynamicsLoopConfig(token_noise=0.0, context=cfg.val_context - 1)
     _, logs = sequence_loss(model, batch, clean, 0.0)
     _, ar_logs = sequence_loss(model, batch, clean, 1.0)  # every input after the context is the model's own
-    k = cfg.val_context
     pred = rollout_tokens(model, batch.rows[:, :k], batch.actions[:, : k - 1], batch.actions[:, k - 1 : -1])
+    stats = prediction_stats(
+        model.step(warm_up(model, batch.rows[:, :k], batch.actions[:, : k - 1]), batch.rows[:, k - 1], batch.actions[:, k - 1])[1]
+    )
     model.train()
+    ar = torch.cat([batch.rows[:4, 1:k], pred[:4]], 1)  # real context frames, then the model's own
+    logger.image("strips", step, rollout_strips(tokenizer, batch.rows[:4, 1:], tf, ar))
 
     def decode(tokens: torch.Tensor) -> torch.Tensor:  # (B, N, h, w) -> (B, N, 3, H, W) in [0, 1]
         frames = tokenizer.decode_tokens(tokens.flatten(0, 1)).clamp(-1, 1)
@@ -411,14 +499,20 @@ def validate(
     if model.cfg.idm_span:
         _, idm_acc = idm_real_loss(model, batch.rows, batch.actions)
         idm = {"val/idm_acc": float(idm_acc)}
-    return idm | {
-        "val/loss": logs["loss"],
-        "val/loss_ar": ar_logs["loss"],
-        "val/ar_gap": ar_logs["loss"] - logs["loss"],
-        "val/acc": logs["acc"],
-        "val/copy_acc": logs["copy_acc"],
-        "val/rollout_psnr": psnr(frames, target),
-        "val/copy_psnr": psnr(copy, target),
-        "val/rollout_psnr@1": per_h[0],
-        f"val/rollout_psnr@{len(per_h)}": per_h[-1],
-    }
+    return (
+        idm
+        | {f"val/{name}": v for name, v in sensitivity.items()}
+        | {
+            "val/entropy": stats["entropy"],
+            "val/codes_in_use": stats["codes_in_use"],
+            "val/loss": logs["loss"],
+            "val/loss_ar": ar_logs["loss"],
+            "val/ar_gap": ar_logs["loss"] - logs["loss"],
+            "val/acc": logs["acc"],
+            "val/copy_acc": logs["copy_acc"],
+            "val/rollout_psnr": psnr(frames, target),
+            "val/copy_psnr": psnr(copy, target),
+            "val/rollout_psnr@1": per_h[0],
+            f"val/rollout_psnr@{len(per_h)}": per_h[-1],
+        }
+    )

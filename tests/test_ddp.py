@@ -1,0 +1,188 @@
+"""Data-parallel dynamics training: three torchrun processes on the CPU (gloo), and the single-process path.
+
+The launches run this file as each process's entry point (`-m tests.test_ddp`, see the
+bottom): it installs test-only probes, then runs the real `train.dynamics` CLI. Each rank
+appends to `trace.rank<r>` one line per training window batch (`batch <digest>`) and per
+optimizer step (`weights <digest>` of every weight after the step); rank 0 keeps a copy of
+each training state it writes. A probe can also poison one rank's loss at one step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from ochre.training import distributed
+from tests.conftest import ROOT
+
+TRACE_ENV = "OCHRE_TEST_DDP_TRACE"  # folder for the probes' traces and training-state copies
+POISON_ENV = "OCHRE_TEST_DDP_POISON"  # "<rank>:<n>": that rank's loss is NaN in the n-th step of the launch
+PROCS = 3  # with two, a sum over ranks is a + b in any order: three also check that it is always summed alike
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def digest(tensors: Iterable[torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def read_trace(trace: Path, rank: int, kind: str) -> list[str]:
+    lines = (trace / f"trace.rank{rank}").read_text().splitlines()
+    return [line.split()[1] for line in lines if line.startswith(kind + " ")]
+
+
+def torchrun(tokens: Path, runs: Path, trace: Path, *overrides: str, poison: str = "") -> subprocess.CompletedProcess:
+    """PROCS processes on this machine (torchrun --standalone picks a free rendezvous port)."""
+    trace.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
+    env |= {"OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", TRACE_ENV: str(trace), POISON_ENV: poison}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(PROCS)]
+    args = ["--config", "configs/tiny/dynamics.yaml", f"data.path={tokens}", f"run.dir={runs}", "data.val_every=4",
+            "train.max_steps=4", "train.checkpoint_every=2", "model.memory=2", "model.memory_heads=2",
+            "model.idm_span=1", "train.idm_weight=0.5", *overrides]  # fmt: skip
+    cmd = [*launcher, "-m", "tests.test_ddp", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_world, tmp_path_factory) -> dict:
+    """Four steps on PROCS ranks, with the optional memory and IDM modules; rank 1 alone sees a NaN loss at step 0."""
+    root = tmp_path_factory.mktemp("ddp")
+    proc = torchrun(tiny_world["tokens"], root / "runs", root / "trace", "run.name=ddp", poison="1:0")
+    return {"tokens": tiny_world["tokens"], "runs": root / "runs", "trace": root / "trace", "proc": proc}
+
+
+def test_ranks_write_one_run_and_keep_identical_weights(ddp_run):
+    from ochre import WorldModel
+
+    runs, trace, proc = ddp_run["runs"], ddp_run["trace"], ddp_run["proc"]
+    assert [p.name for p in runs.iterdir()] == ["ddp"]
+    assert proc.stdout.count("run folder:") == 1 and f"{PROCS} processes" in proc.stdout  # only rank 0 reports
+    world_path = runs / "ddp" / "checkpoints" / "world.pt"
+    world = WorldModel.load(world_path, device="cpu")
+    assert world.info["step"] == 4
+    assert "train/loss" in (runs / "ddp" / "metrics.csv").read_text()
+    # Step 0 was skipped on every rank (the NaN was only rank 1's); after every other step the weights agree.
+    assert (proc.stdout + proc.stderr).count("step 0: loss is nan; step skipped") == 1
+    weights = [read_trace(trace, r, "weights") for r in range(PROCS)]
+    assert len(weights[0]) == 3 and all(w == weights[0] for w in weights)
+    assert weights[0][-1] == digest(torch.load(world_path, weights_only=True)["dynamics"]["state_dict"].values())
+    batches = [read_trace(trace, r, "batch") for r in range(PROCS)]
+    assert all(len(b) == 4 for b in batches)
+    assert all(len(set(step)) == PROCS for step in zip(*batches, strict=True))  # each rank samples its own windows
+
+
+def test_resumed_ranks_continue_exactly(ddp_run, tmp_path):
+    """Resumed from the step-2 state, all ranks draw the same windows and reach the same weights as the straight run."""
+    straight = ddp_run["trace"]
+    state = tmp_path / "state_2.pt"
+    shutil.copy(straight / "state_2.pt", state)
+    torchrun(ddp_run["tokens"], tmp_path / "runs", tmp_path / "trace", "run.name=resumed", f"train.resume={state}")
+    for rank in range(PROCS):
+        assert read_trace(tmp_path / "trace", rank, "batch") == read_trace(straight, rank, "batch")[2:]
+        assert read_trace(tmp_path / "trace", rank, "weights") == read_trace(straight, rank, "weights")[-2:]
+
+
+def no_launch(monkeypatch) -> None:
+    """No torchrun variables, and a process group that must not be created."""
+    for var in TORCHRUN_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: pytest.fail("init_process_group called"))
+
+
+def test_single_process_helpers_do_nothing(monkeypatch):
+    no_launch(monkeypatch)
+    launch = distributed.detect_launch()
+    assert launch == distributed.Launch() and not launch.distributed
+    module = torch.nn.Linear(2, 2)
+    cpu = torch.device("cpu")
+    with distributed.process_group(launch, cpu):
+        assert not dist.is_initialized()
+        assert distributed.is_main()
+        assert distributed.rank_device(cpu, launch) == cpu
+        assert distributed.data_parallel(module, cpu) is module
+        logs = {"loss": 1.5, "acc": 0.25}
+        assert distributed.all_reduce_mean(logs) is logs
+        assert distributed.broadcast_from_main(cpu) is cpu
+        distributed.barrier()
+
+
+def test_single_process_training_creates_no_process_group(tiny_world, tmp_path, monkeypatch):
+    from ochre.config import load_config
+    from ochre.training.dynamics import DynamicsTrainConfig, train_dynamics
+
+    no_launch(monkeypatch)
+    overrides = [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_steps=1"]
+    assert train_dynamics(load_config(DynamicsTrainConfig, "configs/tiny/dynamics.yaml", overrides)).exists()
+    assert not dist.is_initialized()
+
+
+def test_launch_comes_from_torchrun_variables(monkeypatch):
+    monkeypatch.setenv("RANK", "5")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.detect_launch() == distributed.Launch(rank=5, world_size=8, local_rank=1)
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: a plain run
+    assert not distributed.detect_launch().distributed
+
+
+def test_process_group_is_left_on_errors(monkeypatch):
+    calls = []
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **k: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append(("destroy", None)))
+    with pytest.raises(RuntimeError, match="boom"), distributed.process_group(distributed.Launch(0, 2), torch.device("cpu")):
+        raise RuntimeError("boom")
+    assert calls == [("init", "gloo"), ("destroy", None)]
+
+
+def install_probes(trace: Path, poison: str) -> None:
+    """Test-only hooks around the real trainer (see the module docstring)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    import ochre.training.dynamics as dyn
+
+    rank = int(os.environ["RANK"])
+    out = trace / f"trace.rank{rank}"
+    bad_rank, bad_step = (int(x) for x in poison.split(":")) if poison else (-1, -1)
+    calls = iter(range(sys.maxsize))
+    real_loss, real_save = dyn.sequence_loss, dyn.save_train_state
+
+    def traced_loss(model, batch, *args, **kwargs):
+        loss, logs = real_loss(model, batch, *args, **kwargs)
+        if torch.is_grad_enabled():  # a training window batch, not validation
+            with out.open("a") as f:
+                f.write(f"batch {digest([batch.rows, batch.actions])}\n")
+            if (rank, next(calls)) == (bad_rank, bad_step):
+                return loss * float("nan"), logs | {"loss": float("nan")}
+        return loss, logs
+
+    def kept_save(path, model, opt, step, rng, extra=None):
+        real_save(path, model, opt, step, rng, extra)
+        shutil.copy(path, trace / f"state_{step}.pt")
+
+    def after_step(opt, args, kwargs):
+        with out.open("a") as f:
+            f.write(f"weights {digest(p for group in opt.param_groups for p in group['params'])}\n")
+
+    dyn.sequence_loss, dyn.save_train_state = traced_loss, kept_save
+    register_optimizer_step_post_hook(after_step)
+
+
+if __name__ == "__main__":  # one torchrun process: probes, then the real CLI
+    from train.dynamics import main
+
+    install_probes(Path(os.environ[TRACE_ENV]), os.environ.get(POISON_ENV, ""))
+    main(sys.argv[1:])
