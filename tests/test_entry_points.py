@@ -90,6 +90,17 @@ def test_dynamics_rejects_codebook_mismatch(tiny_world, tmp_path):
     assert "model.codebook_size=1024" in proc.stderr and "125" in proc.stderr
 
 
+def test_dynamics_rejects_tokens_from_another_tokenizer(tiny_world, tmp_path):
+    import torch
+
+    other = tmp_path / "other_tokenizer.pt"
+    payload = torch.load(tiny_world["tokenizer"], weights_only=True)
+    torch.save(payload | {"step": payload["step"] + 1}, other)  # same shapes, different file
+    proc = run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={tiny_world['tokens']}",
+                      f"run.dir={tmp_path}", f"tokenizer.path={other}", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "made by another tokenizer" in proc.stderr and "vqvae.tokenize" in proc.stderr
+
+
 def test_config_error_names_key(tmp_path):
     proc = run_module("vqvae.train", "train.max_stepz=3", f"run.dir={tmp_path}", check=False)
     assert proc.returncode == 2 and "train.max_stepz" in proc.stderr and "Traceback" not in proc.stderr
