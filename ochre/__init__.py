@@ -1,7 +1,8 @@
 """Ochre: a playable world model. `WorldModel` is the runtime entry point.
 
 The runtime (and with it torch) loads on first use of `ochre.WorldModel`, so data
-tools and their worker processes start quickly.
+tools and their worker processes start quickly. Importing `ochre` registers the
+Gymnasium id "ochre/World-v0" (`ochre.world_env.WorldEnv`, loaded on `gymnasium.make`).
 """
 
 from __future__ import annotations
@@ -21,3 +22,14 @@ def __getattr__(name: str) -> Any:
 
         return getattr(runtime, name)
     raise AttributeError(f"module 'ochre' has no attribute {name!r}")
+
+
+def _register_world_env() -> None:
+    """Register "ochre/World-v0" by a string entry point, so torch loads only when an env is made (idempotent)."""
+    import gymnasium
+
+    if "ochre/World-v0" not in gymnasium.registry:
+        gymnasium.register("ochre/World-v0", entry_point="ochre.world_env:WorldEnv")
+
+
+_register_world_env()
