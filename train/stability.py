@@ -1,0 +1,136 @@
+"""Long-horizon stability of a world: 1,000 open-loop steps per policy, then a verdict.
+
+    python -m train.stability --checkpoint checkpoints/coinrun.pt --seed-frames assets/coinrun/seed.npz
+
+Runs each policy (noop, scripted, random) from one seed and judges the last 10% of
+the rollout: alive, static (still, but nothing pressed), frozen or blur (see
+`ochre.stability`). Writes into the output folder: stability.json (per-policy verdict,
+window statistics and thresholds), plots/stability.png (codes in use, frame change and
+pixel std per step, one line per policy) and videos/<policy>.mp4, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ochre import WorldModel
+from ochre.errors import OchreError, cli_entry
+from ochre.inputs import load_seed
+from ochre.io import atomic_path, write_json, write_video
+from ochre.stability import POLICIES, Judgement, StabilityTrace, Thresholds, judge, stability_rollout
+from ochre.training.logger import make_run_dir
+
+VIDEO_SIZE = 256  # small frames are scaled up by a whole factor to about this many pixels
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="world checkpoint")
+    p.add_argument("--seed-frames", required=True, help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder")
+    p.add_argument("--seed-index", type=int, default=0, help="which seed of a batched .npz to start from")
+    p.add_argument("--steps", type=int, default=1000, help="open-loop steps per policy")
+    p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES, help="policies to run")
+    p.add_argument("--every", type=int, default=1, help="keep every n-th frame for the videos (a time-lapse)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_stability)")
+    return p.parse_args(argv)
+
+
+def pick_seed(path: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One seed (K, H, W, 3) and its K-1 actions (or None) from a seed file, batched or not."""
+    frames, actions = load_seed(path)
+    if frames.ndim == 4:
+        return frames, actions
+    if not 0 <= index < len(frames):
+        raise OchreError(f"{path}: --seed-index {index} is outside the {len(frames)} seeds in the file")
+    return frames[index], None if actions is None else actions[index]
+
+
+def write_plot(path: Path, traces: list[StabilityTrace], judgements: list[Judgement], thresholds: Thresholds) -> None:
+    """Codes in use, frame change and pixel std per step, one line per policy; floors dashed, judged window shaded.
+
+    The codes floor is relative to each policy's first window, so it is drawn per policy in its colour.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {"codes_in_use": "codes in use per frame", "change": "frame change (mean |diff|)", "pixel_std": "pixel std"}
+    fixed_floors = {"change": thresholds.min_change, "pixel_std": thresholds.min_pixel_std}
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 8), sharex=True)
+    for ax, (field, label) in zip(axes, panels.items(), strict=True):
+        for trace, judgement in zip(traces, judgements, strict=True):
+            steps = np.arange(1, trace.steps + 1)
+            (line,) = ax.plot(steps, getattr(trace, field), lw=0.8, label=f"{trace.policy} ({judgement.verdict})")
+            if field == "codes_in_use":
+                ax.axhline(thresholds.min_code_ratio * judgement.codes_in_use_first, color=line.get_color(), ls="--", lw=0.8)
+        if field in fixed_floors:
+            ax.axhline(fixed_floors[field], color="k", ls="--", lw=0.8)
+        ax.axvspan(judgements[0].window[0] + 1, judgements[0].window[1], color="0.85", zorder=0)
+        ax.set(ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower left", fontsize=8)
+    axes[0].set_title("open-loop stability (shaded: judged window; dashed: collapse floors)")
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def format_table(judgements: dict[str, Judgement]) -> str:
+    """One row per policy: verdict and the statistics of the judged window."""
+    head = f"{'policy':<10}{'verdict':>9}{'pixel std':>11}{'codes seed/first/last':>23}{'ratio':>7}{'max change':>12}{'mean change':>13}"
+    lines = [head, "-" * len(head)]
+    for policy, j in judgements.items():
+        codes = f"{j.codes_in_use_seed}/{j.codes_in_use_first:.1f}/{j.codes_in_use:.1f}"
+        lines.append(
+            f"{policy:<10}{j.verdict:>9}{j.pixel_std:11.3f}{codes:>23}{j.code_ratio:7.2f}{j.max_change:12.4f}{j.mean_change:13.4f}"
+        )
+    return "\n".join(lines)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.steps < 1 or args.every < 1:
+        raise OchreError("--steps and --every must be at least 1")
+    wm = WorldModel.load(args.checkpoint, device=args.device)
+    seed_frames, seed_actions = pick_seed(args.seed_frames, args.seed_index)
+    policies = list(dict.fromkeys(args.policies))
+    thresholds = Thresholds()
+    traces = [stability_rollout(wm, seed_frames, seed_actions, p, args.steps, args.every, args.seed) for p in policies]
+    judgements = {t.policy: judge(t, thresholds) for t in traces}
+    out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "stability")
+    scale = max(1, VIDEO_SIZE // max(wm.frame_shape[:2]))
+    for trace in traces:
+        write_video(out / "videos" / f"{trace.policy}.mp4", trace.frames, fps=wm.fps, scale=scale)
+    write_plot(out / "plots" / "stability.png", traces, list(judgements.values()), thresholds)
+    write_json(
+        out / "stability.json",
+        {
+            "checkpoint": args.checkpoint,
+            "seed_frames": args.seed_frames,
+            "seed_index": args.seed_index,
+            "steps": args.steps,
+            "random_seed": args.seed,
+            "sampling": wm.sampling,
+            "thresholds": asdict(thresholds),
+            "collapsed": [p for p, j in judgements.items() if j.collapsed],
+            "policies": {p: j.to_dict() for p, j in judgements.items()},
+        },
+    )
+    start, end = judgements[policies[0]].window
+    print(f"{args.steps} open-loop steps from {args.seed_frames} (seed {args.seed_index}), judged on steps {start + 1}-{end}")
+    print(format_table(judgements))
+    print(f"wrote {out}/stability.json, plots/stability.png, videos/{{{','.join(policies)}}}.mp4")
+
+
+if __name__ == "__main__":
+    main()
