@@ -4,7 +4,8 @@ K seed frames with their K-1 actions, then N future actions from the data (the
 random policy); the model predicts N frames. Per-horizon MSE is averaged over all
 windows before PSNR = 10 log10(1/MSE). Scored on native RGB and on grayscale 84x84.
 Baselines in the same run: copy-last-frame, and the model fed random actions
-(for controllability, delta PSNR = true actions - random actions).
+(for controllability, delta PSNR = true actions - random actions). With an LPIPS
+model, the mean LPIPS distance per horizon is added on RGB.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from tqdm import tqdm
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import WindowSampler
 from ochre.frames import to_unit
+from ochre.losses import LPIPSLoss
 from ochre.metrics import psnr_from_mse, ssim, to_gray84
 from ochre.runtime import WorldModel
+
+PREDICTORS = ("model", "copy_last", "model_random_actions")
+VIEWS = ("rgb", "gray84")
 
 
 @dataclass
@@ -32,56 +37,94 @@ class EvalSettings:
 
 
 class HorizonStats:
-    """Accumulates per-horizon squared error and SSIM for one predictor."""
+    """Accumulates per-horizon squared error, SSIM and (optionally) RGB LPIPS for one predictor."""
 
-    def __init__(self, horizon: int):
-        self.sse = {"rgb": np.zeros(horizon), "gray84": np.zeros(horizon)}
-        self.ssim = {"rgb": np.zeros(horizon), "gray84": np.zeros(horizon)}
+    def __init__(self, horizon: int, lpips: LPIPSLoss | None = None):
+        self.sse = {view: np.zeros(horizon) for view in VIEWS}
+        self.ssim = {view: np.zeros(horizon) for view in VIEWS}
+        self.lpips_model = lpips
+        self.lpips = np.zeros(horizon)
         self.count = 0
 
+    @torch.inference_mode()
     def add(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
         """pred, gt: (B, N, 3, H, W) in [0, 1]."""
         views = {"rgb": (pred, gt), "gray84": (to_gray84(pred), to_gray84(gt))}
-        b = pred.shape[0]
+        b, n = pred.shape[:2]
         for name, (p, g) in views.items():
             err = (p - g).pow(2).flatten(2).mean(-1)  # (B, N)
             self.sse[name] += err.sum(0).numpy()
-            self.ssim[name] += np.array([ssim(p[:, h], g[:, h]) * b for h in range(p.shape[1])])
+            self.ssim[name] += np.array([ssim(p[:, h], g[:, h]) * b for h in range(n)])
+        if self.lpips_model is not None:  # LPIPS takes [-1, 1]; its mean is over the batch, so weight by b
+            self.lpips += np.array([float(self.lpips_model(pred[:, h] * 2 - 1, gt[:, h] * 2 - 1)) * b for h in range(n)])
         self.count += b
 
     def table(self, name: str) -> dict[str, np.ndarray]:
+        """Per-horizon mse, psnr, ssim of one view, and lpips on "rgb" when an LPIPS model was given."""
         mse = self.sse[name] / self.count
-        return {"mse": mse, "psnr": np.array([psnr_from_mse(m) for m in mse]), "ssim": self.ssim[name] / self.count}
+        out = {"mse": mse, "psnr": np.array([psnr_from_mse(m) for m in mse]), "ssim": self.ssim[name] / self.count}
+        if name == "rgb" and self.lpips_model is not None:
+            out["lpips"] = self.lpips / self.count
+        return out
 
 
-def evaluate_world(wm: WorldModel, data: EpisodeDataset, settings: EvalSettings) -> dict[str, HorizonStats]:
+@dataclass
+class Evaluation:
+    """Per-predictor statistics plus what the report shows besides numbers.
+
+    samples: uint8 (S, K + N, H, W, 3) per name ("ground_truth", "model",
+    "model_random_actions") for the first S windows, each starting with the K seed frames.
+    seed_frames / seed_actions: the first window's seed (K, H, W, 3) and its K-1 actions,
+    the start of the long-horizon stability rollouts.
+    """
+
+    stats: dict[str, HorizonStats]
+    samples: dict[str, np.ndarray]
+    seed_frames: np.ndarray
+    seed_actions: np.ndarray
+
+
+def evaluate_world(
+    wm: WorldModel, data: EpisodeDataset, settings: EvalSettings, lpips: LPIPSLoss | None = None, keep: int = 4
+) -> Evaluation:
+    """Score the model, copy-last and the model with random actions on fixed held-out windows; keep `keep` samples."""
     k, n = settings.context, settings.horizon
     sampler = WindowSampler(data, k + n, split="all", seed=settings.seed)
     batch = sampler.fixed(settings.windows, seed=settings.seed)
     rng = np.random.default_rng(settings.seed)
-    stats = {name: HorizonStats(n) for name in ("model", "copy_last", "model_random_actions")}
+    stats = {name: HorizonStats(n, lpips) for name in PREDICTORS}
+    kept: dict[str, list[np.ndarray]] = {"ground_truth": [], "model": [], "model_random_actions": []}
     for i in tqdm(range(0, len(batch.rows), settings.batch), desc="evaluate", unit="batch"):
         frames = batch.rows[i : i + settings.batch].numpy()
         actions = batch.actions[i : i + settings.batch].numpy()
-        seed, gt = frames[:, :k], to_unit(frames[:, k:])
+        seed, gt = frames[:, :k], frames[:, k:]
         seed_actions, future = actions[:, : k - 1], actions[:, k - 1 : k - 1 + n]
         random_future = wm.action_spec.sample(rng, size=future.shape[:2])
-        stats["model"].add(to_unit(wm.rollout(seed, seed_actions, future)), gt)
-        stats["model_random_actions"].add(to_unit(wm.rollout(seed, seed_actions, random_future)), gt)
-        stats["copy_last"].add(to_unit(np.repeat(seed[:, -1:], n, axis=1)), gt)
-    return stats
+        preds = {
+            "model": wm.rollout(seed, seed_actions, future),
+            "model_random_actions": wm.rollout(seed, seed_actions, random_future),
+        }
+        for name, pred in preds.items():
+            stats[name].add(to_unit(pred), to_unit(gt))
+        stats["copy_last"].add(to_unit(np.repeat(seed[:, -1:], n, axis=1)), to_unit(gt))
+        room = keep - sum(len(x) for x in kept["ground_truth"])
+        if room > 0:
+            for name, future_frames in {"ground_truth": gt, **preds}.items():
+                kept[name].append(np.concatenate([seed, future_frames], axis=1)[:room])
+    first = batch.rows[0].numpy(), batch.actions[0].numpy()
+    samples = {name: np.concatenate(parts) for name, parts in kept.items()} if keep > 0 else {}
+    return Evaluation(stats, samples, first[0][:k], first[1][: k - 1])
 
 
 def summary_rows(stats: dict[str, HorizonStats]) -> list[dict[str, float]]:
-    """One row per horizon with every predictor's PSNR/SSIM/MSE on both views."""
+    """One row per horizon with every predictor's metrics on both views (keys "<name>/<view>/<metric>")."""
     horizon = len(next(iter(stats.values())).sse["rgb"])
     rows = [{"horizon": h + 1} for h in range(horizon)]
     for name, s in stats.items():
-        for view in ("rgb", "gray84"):
-            t = s.table(view)
-            for metric in ("psnr", "ssim", "mse"):
+        for view in VIEWS:
+            for metric, values in s.table(view).items():
                 for h in range(horizon):
-                    rows[h][f"{name}/{view}/{metric}"] = float(t[metric][h])
+                    rows[h][f"{name}/{view}/{metric}"] = float(values[h])
     return rows
 
 

@@ -1,9 +1,15 @@
-"""Score a world checkpoint on held-out episodes against copy-last-frame.
+"""Score a world checkpoint on held-out episodes: one complete report.
 
     python -m train.evaluate --checkpoint checkpoints/coinrun.pt --data data/coinrun_heldout
 
-Prints per-horizon PSNR tables (RGB and grayscale 84x84) and writes metrics.csv,
-summary.json and plots/horizon.png into a run folder.
+Open-loop rollouts (DESIGN.md protocol) of the model, copy-last-frame and the model fed
+random actions: per-horizon MSE, PSNR, SSIM on RGB and grayscale 84x84 (plus RGB LPIPS
+when the backbone weights are on disk), controllability (delta PSNR), and the
+long-horizon stability verdicts (`ochre.stability`) from the first window's seed.
+Writes into the output folder: report.md, results.json (every number), metrics.csv and
+summary.json (the older flat outputs), plots/{horizon,ssim,delta_psnr,stability}.png,
+videos/samples.mp4 (ground truth | model | model with random actions) and
+videos/stability_<policy>.mp4; prints the PSNR tables.
 """
 
 from __future__ import annotations
@@ -12,17 +18,23 @@ import argparse
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ochre import WorldModel
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
-from ochre.evaluation import EvalSettings, evaluate_world, format_table, summary_rows
-from ochre.io import atomic_path, write_json, write_text
+from ochre.evaluation import PREDICTORS, VIEWS, EvalSettings, Evaluation, evaluate_world, format_table, summary_rows
+from ochre.io import atomic_path, write_json, write_text, write_video
+from ochre.losses import load_lpips
+from ochre.report import build_results, render_markdown
+from ochre.stability import POLICIES, Thresholds, judge, stability_rollout
 from ochre.training.logger import make_run_dir
+from train.stability import VIDEO_SIZE
+from train.stability import write_plot as write_stability_plot
 
-NAMES = ["model", "copy_last", "model_random_actions"]
+SAMPLE_WINDOWS = 4  # windows shown in videos/samples.mp4
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,67 +45,145 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--horizon", type=int, default=32, help="predicted frames N")
     p.add_argument("--windows", type=int, default=256, help="number of evaluation windows")
     p.add_argument("--batch", type=int, default=32, help="windows per batch")
-    p.add_argument("--seed", type=int, default=0, help="window selection seed")
+    p.add_argument("--seed", type=int, default=0, help="window selection seed (also the random policies' seed)")
+    p.add_argument("--stability-steps", type=int, default=1000, help="open-loop steps per stability policy (0 = skip)")
+    p.add_argument("--lpips-weights", default="", help="LPIPS backbone weights file (default: torchvision's hub cache)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_eval)")
     return p.parse_args(argv)
 
 
-def write_outputs(out: Path, rows: list[dict[str, float]], summary: dict) -> None:
+def write_flat_outputs(out: Path, rows: list[dict[str, float]], summary: dict) -> None:
+    """metrics.csv (one row per horizon) and summary.json, kept for tools that read the older layout."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "metrics.csv", buf.getvalue())
     write_json(out / "summary.json", summary)
+
+
+def flat_summary(rows: list[dict[str, float]], meta: dict[str, Any], horizon: int) -> dict[str, Any]:
+    """The older summary.json: mean PSNR per predictor and view, delta PSNR at 1, 8 and N, gray84 SSIM@1."""
+    summary = dict(meta)
+    for name in PREDICTORS:
+        for view in VIEWS:
+            summary[f"{name}/{view}/mean_psnr"] = float(np.mean([r[f"{name}/{view}/psnr"] for r in rows]))
+    for view in VIEWS:
+        for h in sorted({1, 8, horizon}):
+            if h <= horizon:
+                summary[f"delta_psnr@{h}/{view}"] = (
+                    rows[h - 1][f"model/{view}/psnr"] - rows[h - 1][f"model_random_actions/{view}/psnr"]
+                )
+    summary["model/gray84/ssim@1"] = rows[0]["model/gray84/ssim"]
+    return summary
+
+
+def plot_per_view(path: Path, series: dict[str, dict[str, list[float]]], title: str, ylabel: str) -> None:
+    """One panel per view, one line per series over horizons 1..N: series[view][label] = values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    hs = [r["horizon"] for r in rows]
-    for ax, view in zip(axes, ("rgb", "gray84"), strict=True):
-        for name in NAMES:
-            ax.plot(hs, [r[f"{name}/{view}/psnr"] for r in rows], label=name)
-        ax.set(title=f"PSNR per horizon ({view})", xlabel="horizon", ylabel="dB")
+    fig, axes = plt.subplots(1, len(series), figsize=(10, 3.5))
+    for ax, (view, lines) in zip(axes, series.items(), strict=True):
+        for label, values in lines.items():
+            ax.plot(np.arange(1, len(values) + 1), values, label=label, marker="." if len(values) < 12 else None)
+        ax.set(title=f"{title} ({view})", xlabel="horizon", ylabel=ylabel)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "plots" / "horizon.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def write_horizon_plots(out: Path, results: dict[str, Any]) -> dict[str, str]:
+    """PSNR, SSIM and delta PSNR per horizon; returns {label: path relative to out}."""
+    m = results["metrics"]
+    plots = {
+        "PSNR per horizon": ("horizon.png", {v: {n: m[n][v]["psnr"] for n in PREDICTORS} for v in VIEWS}, "PSNR", "dB"),
+        "SSIM per horizon": ("ssim.png", {v: {n: m[n][v]["ssim"] for n in PREDICTORS} for v in VIEWS}, "SSIM", "SSIM"),
+        "delta PSNR per horizon": (
+            "delta_psnr.png",
+            {v: {"true - random actions": results["delta_psnr"][v]} for v in VIEWS},
+            "delta PSNR",
+            "dB",
+        ),
+    }
+    for file, series, title, ylabel in plots.values():
+        plot_per_view(out / "plots" / file, series, title, ylabel)
+    return {label: f"plots/{spec[0]}" for label, spec in plots.items()}
+
+
+def write_sample_video(path: Path, samples: dict[str, np.ndarray], fps: float, scale: int) -> None:
+    """Ground truth | model | model with random actions side by side, one window after another (seed frames first)."""
+    gap = np.full((*samples["ground_truth"].shape[:3], 2, 3), 255, dtype=np.uint8)
+    panels = [samples["ground_truth"], gap, samples["model"], gap, samples["model_random_actions"]]
+    side = np.concatenate(panels, axis=3)  # (S, T, H, 3W + 4, 3)
+    write_video(path, side.reshape(-1, *side.shape[2:]), fps=fps, scale=scale)
+
+
+def run_stability(wm: WorldModel, ev: Evaluation, steps: int, seed: int, out: Path, scale: int) -> tuple[dict, dict[str, str]]:
+    """Every stability policy from the first window's seed: judgements, plot and videos; returns (results part, video links)."""
+    thresholds = Thresholds()
+    traces = [stability_rollout(wm, ev.seed_frames, ev.seed_actions, policy, steps, seed=seed) for policy in POLICIES]
+    judgements = [judge(t, thresholds) for t in traces]
+    write_stability_plot(out / "plots" / "stability.png", traces, judgements, thresholds)
+    videos = {}
+    for trace in traces:
+        write_video(out / "videos" / f"stability_{trace.policy}.mp4", trace.frames, fps=wm.fps, scale=scale)
+        videos[f"stability rollout, {trace.policy} policy"] = f"videos/stability_{trace.policy}.mp4"
+    part = {
+        "steps": steps,
+        "thresholds": vars(thresholds),
+        "policies": {t.policy: j.to_dict() for t, j in zip(traces, judgements, strict=True)},
+    }
+    return part, videos
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.context < 1 or args.horizon < 1:
-        raise OchreError("--context and --horizon must be at least 1")
+    if args.context < 1 or args.horizon < 1 or args.stability_steps < 0:
+        raise OchreError("--context and --horizon must be at least 1 and --stability-steps at least 0")
     wm = WorldModel.load(args.checkpoint, device=args.device)
     data = EpisodeDataset(args.data, expect_kind="frames")
+    notes: list[str] = []
+    lpips = load_lpips(weights=args.lpips_weights, warn=notes.append)
+    lpips_note = f"{notes[0]} (for this evaluator: --lpips-weights FILE)" if notes else ""
+    if lpips_note:
+        print(lpips_note)
     settings = EvalSettings(args.context, args.horizon, args.windows, args.batch, args.seed)
-    rows = summary_rows(evaluate_world(wm, data, settings))
+    ev = evaluate_world(wm, data, settings, lpips=lpips, keep=SAMPLE_WINDOWS)
+    rows = summary_rows(ev.stats)
     out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "eval")
-    summary = {"checkpoint": args.checkpoint, "data": args.data, "settings": vars(settings)}
-    for name in NAMES:
-        for view in ("rgb", "gray84"):
-            summary[f"{name}/{view}/mean_psnr"] = float(np.mean([r[f"{name}/{view}/psnr"] for r in rows]))
-    for view in ("rgb", "gray84"):
-        for h in (1, 8, args.horizon):
-            if h <= args.horizon:
-                summary[f"delta_psnr@{h}/{view}"] = (
-                    rows[h - 1][f"model/{view}/psnr"] - rows[h - 1][f"model_random_actions/{view}/psnr"]
-                )
-    summary["model/gray84/ssim@1"] = rows[0]["model/gray84/ssim"]
-    write_outputs(out, rows, summary)
+    meta = {"world": wm.info.get("world", "world"), "checkpoint": args.checkpoint, "data": args.data, "settings": vars(settings)}
+    write_flat_outputs(out, rows, flat_summary(rows, meta, args.horizon))
+    results = build_results(rows, meta | {"lpips": {"available": lpips is not None, "note": lpips_note}})
+    scale = max(1, VIDEO_SIZE // max(wm.frame_shape[:2]))
+    write_sample_video(out / "videos" / "samples.mp4", ev.samples, wm.fps, scale)
+    files = {
+        "plots": write_horizon_plots(out, results),
+        "videos": {"samples: ground truth | model | model, random actions": "videos/samples.mp4"},
+    }
+    results["stability"] = None
+    if args.stability_steps:
+        results["stability"], videos = run_stability(wm, ev, args.stability_steps, args.seed, out, scale)
+        files["plots"]["stability over time"] = "plots/stability.png"
+        files["videos"] |= videos
+    results["files"] = files
+    write_json(out / "results.json", results)
+    write_text(out / "report.md", render_markdown(results))
     print(f"{settings.windows} windows, K={args.context}, N={args.horizon}, data {args.data}")
-    for view in ("rgb", "gray84"):
+    for view in VIEWS:
         print()
-        print(format_table(rows, view, NAMES))
+        print(format_table(rows, view, list(PREDICTORS)))
     print(f"\nSSIM@1 (gray84): model {rows[0]['model/gray84/ssim']:.3f}, copy_last {rows[0]['copy_last/gray84/ssim']:.3f}")
-    print(f"wrote {out}/metrics.csv, summary.json, plots/horizon.png")
+    if results["stability"]:
+        print("stability: " + ", ".join(f"{p} {j['verdict']}" for p, j in results["stability"]["policies"].items()))
+    print(f"wrote {out}/report.md, results.json, metrics.csv, summary.json, plots/, videos/")
 
 
 if __name__ == "__main__":

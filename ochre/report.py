@@ -1,0 +1,199 @@
+"""The held-out evaluation report: a results dict (what results.json holds) rendered as markdown.
+
+`build_results` gathers the per-horizon rows of `ochre.evaluation.summary_rows` into
+nested lists; `render_markdown` turns a results dict into report.md. Both are pure, so
+the report can be checked from a hand-made dict without a model.
+
+Results layout (every number is a plain float, lists are indexed by horizon - 1):
+    metrics[predictor][view][metric]   predictor: model | copy_last | model_random_actions,
+                                       view: rgb | gray84, metric: mse | psnr | ssim (| lpips on rgb)
+    delta_psnr[view]                   model PSNR minus model-with-random-actions PSNR
+    lpips                              {"available": bool, "note": why it is missing, or ""}
+    stability                          None (skipped) or {"steps", "thresholds", "policies": {policy: judgement}}
+    files                              {"plots": {label: path}, "videos": {label: path}}, relative to report.md
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ochre.evaluation import PREDICTORS, VIEWS
+
+REPORT_HORIZONS = (1, 2, 4, 8, 16, 32)
+PUBLISHED_HORIZON = 32  # the published rollout numbers are over h = 1..32
+PUBLISHED = {
+    "source": "DESIGN.md, section 'Evaluation protocol (public part)': the pixel world model report, CoinRun, grayscale 84x84 protocol",
+    "quote": "val PSNR 26.90, SSIM 0.863, rollout mean PSNR over h=1..32 of 23.95 dB, PSNR@32 26.34 dB on CoinRun",
+    "val_psnr": 26.90,
+    "val_ssim": 0.863,
+    "rollout_mean_psnr": 23.95,
+    "psnr_at_32": 26.34,
+}
+LABELS = {"model": "model", "copy_last": "copy-last frame", "model_random_actions": "model, random actions"}
+
+
+def report_horizons(horizon: int) -> list[int]:
+    """The horizons shown as columns: 1, 2, 4, 8, 16, 32 up to `horizon`, and `horizon` itself."""
+    return sorted({h for h in REPORT_HORIZONS if h <= horizon} | {horizon})
+
+
+def build_results(rows: list[dict[str, float]], meta: dict[str, Any]) -> dict[str, Any]:
+    """Nest the summary rows by predictor/view/metric, add delta PSNR and the published numbers; `meta` is merged in."""
+    metrics: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for key in rows[0]:
+        if key != "horizon":
+            name, view, metric = key.split("/")
+            metrics.setdefault(name, {}).setdefault(view, {})[metric] = [float(r[key]) for r in rows]
+    delta = {
+        view: [a - b for a, b in zip(metrics["model"][view]["psnr"], metrics["model_random_actions"][view]["psnr"], strict=True)]
+        for view in VIEWS
+    }
+    return meta | {
+        "horizon": len(rows),
+        "report_horizons": report_horizons(len(rows)),
+        "metrics": metrics,
+        "delta_psnr": delta,
+        "published": PUBLISHED,
+    }
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(head: list[str], body: list[list[str]]) -> str:
+    return "\n".join([_row(head), _row(["---"] * len(head)), *(_row(r) for r in body)])
+
+
+def _cells(values: list[float], horizons: list[int], digits: int) -> list[str]:
+    """Values at the report horizons, then the mean over every horizon."""
+    return [f"{values[h - 1]:.{digits}f}" for h in horizons] + [f"{np.mean(values):.{digits}f}"]
+
+
+def headline_section(results: dict[str, Any]) -> str:
+    """Model vs copy-last vs random actions vs the published pixel world model, grayscale 84x84."""
+    n = results["horizon"]
+    m = results["metrics"]
+    head = ["predictor (gray84)", "PSNR@1", f"PSNR@{n}", f"mean PSNR h=1..{n}", "SSIM@1", f"SSIM@{n}"]
+    body = []
+    for name in PREDICTORS:
+        g = m[name]["gray84"]
+        body.append(
+            [
+                LABELS[name],
+                *(f"{v:.2f}" for v in (g["psnr"][0], g["psnr"][-1], np.mean(g["psnr"]))),
+                f"{g['ssim'][0]:.3f}",
+                f"{g['ssim'][-1]:.3f}",
+            ]
+        )
+    p = results["published"]
+    comparable = n == PUBLISHED_HORIZON
+    at_n, mean = (f"{p['psnr_at_32']:.2f}", f"{p['rollout_mean_psnr']:.2f}") if comparable else ("—", "—")
+    body.append(["pixel world model (published)", "—", at_n, mean, "—", "—"])
+    lines = [
+        "## Headline (grayscale 84x84 protocol)",
+        "",
+        _table(head, body),
+        "",
+        f"Published numbers, quoted from {p['source']}:",
+        f"> {p['quote']}",
+        "",
+        "The published val PSNR and SSIM are validation numbers, not an open-loop horizon, so they fill no column.",
+    ]
+    if not comparable:
+        lines.append(
+            f"The published rollout numbers are over h=1..{PUBLISHED_HORIZON}; this run's horizon is {n}, so they are not placed in the table."
+        )
+    return "\n".join(lines)
+
+
+def horizon_section(results: dict[str, Any]) -> str:
+    """Per-horizon PSNR, SSIM (and RGB LPIPS when available) of every predictor, one table per view."""
+    hs = results["report_horizons"]
+    head = ["metric", "predictor", *(f"@{h}" for h in hs), "mean"]
+    parts = ["## Per-horizon metrics"]
+    for view in VIEWS:
+        body = []
+        for metric, digits in (("psnr", 2), ("ssim", 3), ("lpips", 3)):
+            for name in PREDICTORS:
+                values = results["metrics"][name][view].get(metric)
+                if values is not None:
+                    body.append([metric.upper() if metric != "psnr" else "PSNR (dB)", LABELS[name], *_cells(values, hs, digits)])
+        parts += ["", f"### {view}", "", _table(head, body)]
+    if not results["lpips"]["available"]:
+        parts += ["", f"LPIPS is not reported: {results['lpips']['note']}"]
+    return "\n".join(parts)
+
+
+def controllability_section(results: dict[str, Any]) -> str:
+    """Delta PSNR per horizon: how much the true actions beat random ones from the same seed frames."""
+    hs = results["report_horizons"]
+    body = [[view, *_cells(results["delta_psnr"][view], hs, 2)] for view in VIEWS]
+    return "\n".join(
+        [
+            "## Controllability",
+            "",
+            "ΔPSNR(h) = PSNR with the true actions − PSNR with random actions from the same seed frames (dB; higher means the actions matter).",
+            "",
+            _table(["view", *(f"@{h}" for h in hs), "mean"], body),
+        ]
+    )
+
+
+def stability_section(results: dict[str, Any]) -> str:
+    """The long-horizon verdict per policy with the statistics of the judged window, or why it was skipped."""
+    st = results.get("stability")
+    if not st:
+        return "## Long-horizon stability\n\nSkipped (`--stability-steps 0`)."
+    head = ["policy", "verdict", "pixel std", "codes seed/first/last", "code ratio", "max change", "mean change"]
+    body = [
+        [
+            policy,
+            f"**{j['verdict']}**",
+            f"{j['pixel_std']:.3f}",
+            f"{j['codes_in_use_seed']}/{j['codes_in_use_first']:.1f}/{j['codes_in_use']:.1f}",
+            f"{j['code_ratio']:.2f}",
+            f"{j['max_change']:.4f}",
+            f"{j['mean_change']:.4f}",
+        ]  # fmt: skip
+        for policy, j in st["policies"].items()
+    ]
+    start, end = next(iter(st["policies"].values()))["window"]
+    collapsed = [p for p, j in st["policies"].items() if j["collapsed"]]
+    return "\n".join(
+        [
+            "## Long-horizon stability",
+            "",
+            f"{st['steps']} open-loop steps per policy from the first held-out window's seed frames, judged on steps {start + 1}-{end} "
+            "(`ochre.stability`: blur and frozen are collapses; static is a still world with nothing pressed).",
+            "",
+            _table(head, body),
+            "",
+            f"Collapsed: {', '.join(collapsed) if collapsed else 'none'}.",
+        ]
+    )
+
+
+def files_section(results: dict[str, Any]) -> str:
+    """Markdown links to the plots (shown inline) and the videos."""
+    files = results["files"]
+    lines = ["## Plots and videos", ""]
+    lines += [f"![{label}]({path})" for label, path in files["plots"].items()]
+    lines += [""] + [f"- [{label}]({path})" for label, path in files["videos"].items()]
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The whole report.md for a results dict (layout in the module docstring)."""
+    s = results["settings"]
+    intro = [
+        f"# Held-out evaluation: {results.get('world', 'world')}",
+        "",
+        f"Checkpoint `{results['checkpoint']}`, data `{results['data']}`: {s['windows']} windows, "
+        f"K={s['context']} seed frames, N={s['horizon']} open-loop steps of the data's actions, window seed {s['seed']}.",
+        "PSNR = 10·log10(1/MSE) with MSE averaged over the windows at each horizon; frames in [0, 1].",
+    ]
+    sections = [headline_section, horizon_section, controllability_section, stability_section, files_section]
+    return "\n\n".join(["\n".join(intro), *(f(results) for f in sections)]) + "\n"

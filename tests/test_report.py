@@ -1,0 +1,120 @@
+"""The held-out report: markdown from a hand-made results dict, and the evaluator end to end on the tiny world."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ochre.evaluation import PREDICTORS, VIEWS
+from ochre.report import PUBLISHED, build_results, render_markdown, report_horizons
+from tests.conftest import run_module
+
+LPIPS_NOTE = "LPIPS disabled: backbone weights not found at /nowhere/alexnet.pth"
+
+
+def fake_rows(horizon: int, lpips: bool = False) -> list[dict[str, float]]:
+    """Summary rows where the model beats random actions by 1 dB, which beat copy-last by 1 dB."""
+    offset = {"model": 2.0, "model_random_actions": 1.0, "copy_last": 0.0}
+    rows = []
+    for h in range(1, horizon + 1):
+        row: dict[str, float] = {"horizon": h}
+        for name in PREDICTORS:
+            for view in VIEWS:
+                row[f"{name}/{view}/psnr"] = 20.0 + offset[name] - 0.1 * h
+                row[f"{name}/{view}/ssim"] = 0.8 - 0.01 * h
+                row[f"{name}/{view}/mse"] = 0.01
+            if lpips:
+                row[f"{name}/rgb/lpips"] = 0.1 + 0.01 * h
+        rows.append(row)
+    return rows
+
+
+def fake_results(horizon: int = 32, lpips: bool = False, stability: bool = True) -> dict:
+    meta = {
+        "world": "coinrun",
+        "checkpoint": "c.pt",
+        "data": "held",
+        "settings": {"context": 4, "horizon": horizon, "windows": 8, "batch": 4, "seed": 0},
+        "lpips": {"available": lpips, "note": "" if lpips else LPIPS_NOTE},
+        "files": {"plots": {"PSNR per horizon": "plots/horizon.png"}, "videos": {"samples": "videos/samples.mp4"}},
+    }
+    results = build_results(fake_rows(horizon, lpips), meta)
+    judgement = {"verdict": "alive", "window": [90, 100], "pixel_std": 0.1, "codes_in_use": 50.0, "codes_in_use_first": 55.0,
+                 "codes_in_use_seed": 80, "code_ratio": 0.91, "max_change": 0.02, "mean_change": 0.01, "pressed": True,
+                 "collapsed": False}  # fmt: skip
+    results["stability"] = {"steps": 100, "thresholds": {}, "policies": {"noop": judgement}} if stability else None
+    return results
+
+
+def test_report_horizons_are_powers_of_two_clipped_to_the_horizon():
+    assert report_horizons(32) == [1, 2, 4, 8, 16, 32]
+    assert report_horizons(4) == [1, 2, 4]
+    assert report_horizons(20) == [1, 2, 4, 8, 16, 20]
+
+
+def test_build_results_nests_metrics_and_computes_delta_psnr():
+    results = fake_results(8)
+    assert results["metrics"]["model"]["gray84"]["psnr"][0] == pytest.approx(21.9)
+    assert results["delta_psnr"]["rgb"] == pytest.approx([1.0] * 8)
+    assert "lpips" not in results["metrics"]["model"]["rgb"]
+    json.dumps(results)  # everything is plain JSON
+
+
+def test_markdown_has_tables_published_numbers_and_explains_missing_lpips():
+    md = render_markdown(fake_results(32))
+    for heading in (
+        "## Headline",
+        "## Per-horizon metrics",
+        "### rgb",
+        "### gray84",
+        "## Controllability",
+        "## Long-horizon stability",
+    ):
+        assert heading in md
+    assert "| @1 | @2 | @4 | @8 | @16 | @32 | mean |" in md
+    assert PUBLISHED["quote"] in md and "DESIGN.md" in md
+    assert "| pixel world model (published) | — | 26.34 | 23.95 |" in md
+    assert "| model | 21.90 | 18.80 |" in md  # PSNR@1, PSNR@32 (gray84)
+    assert "| rgb | 1.00 | 1.00 |" in md  # delta PSNR
+    assert md.count(LPIPS_NOTE) == 1 and "LPIPS |" not in md
+    assert "| noop | **alive** |" in md and "Collapsed: none." in md
+    assert "![PSNR per horizon](plots/horizon.png)" in md and "[samples](videos/samples.mp4)" in md
+
+
+def test_markdown_with_lpips_and_other_horizon_and_no_stability():
+    md = render_markdown(fake_results(8, lpips=True, stability=False))
+    assert "| LPIPS | model | 0.110 |" in md and "LPIPS is not reported" not in md
+    assert "| pixel world model (published) | — | — | — |" in md and "this run's horizon is 8" in md
+    assert "Skipped (`--stability-steps 0`)" in md
+
+
+def test_evaluate_writes_the_full_report(tiny_world, tmp_path):
+    out = tmp_path / "report"
+    proc = run_module("train.evaluate", "--checkpoint", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),
+                      "--windows", "4", "--batch", "2", "--horizon", "4", "--stability-steps", "20", "--out", str(out),
+                      "--device", "cpu")  # fmt: skip
+    assert "stability:" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["report_horizons"] == [1, 2, 4] and len(results["delta_psnr"]["gray84"]) == 4
+    assert set(results["stability"]["policies"]) == {"noop", "scripted", "random"}
+    md = (out / "report.md").read_text()
+    assert "## Controllability" in md and "## Long-horizon stability" in md
+    assert results["lpips"]["available"] or results["lpips"]["note"] in md
+    for name in ("horizon", "ssim", "delta_psnr", "stability"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 0
+    for name in ("samples", "stability_noop", "stability_scripted", "stability_random"):
+        assert (out / "videos" / f"{name}.mp4").stat().st_size > 0
+    assert (out / "metrics.csv").is_file() and "model/gray84/mean_psnr" in json.loads((out / "summary.json").read_text())
+
+
+def test_horizon_stats_adds_rgb_lpips_with_a_model():
+    import torch
+
+    from ochre.evaluation import HorizonStats
+    from ochre.losses import LPIPSLoss
+
+    stats = HorizonStats(2, LPIPSLoss.random_backbone())
+    frames = torch.rand(3, 2, 3, 32, 32)
+    stats.add(frames, frames)
+    assert stats.table("rgb")["lpips"] == pytest.approx([0.0, 0.0], abs=1e-5) and "lpips" not in stats.table("gray84")
