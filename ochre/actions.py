@@ -30,6 +30,16 @@ import numpy as np
 from ochre.errors import OchreError
 
 
+def _integers(actions: Any, problem: str) -> np.ndarray:
+    """`actions` as an integer array (whole-number floats are accepted), or raise `problem` with the dtype."""
+    arr = np.asarray(actions)
+    if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise OchreError(f"{problem}, got dtype {arr.dtype}")
+    return arr
+
+
 @dataclass(frozen=True)
 class DiscreteActionSpec:
     """One categorical action per step, ids 0..n-1 (Procgen, Atari)."""
@@ -63,11 +73,7 @@ class DiscreteActionSpec:
 
     def validate(self, actions: Any, source: str = "actions") -> np.ndarray:
         """Return actions as int64, or raise naming `source` and the bad value."""
-        arr = np.asarray(actions)
-        if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
-            arr = arr.astype(np.int64)
-        if arr.dtype.kind not in "iu":
-            raise OchreError(f"{source}: actions must be integer ids for the '{self.name}' schema, got dtype {arr.dtype}")
+        arr = _integers(actions, f"{source}: actions must be integer ids for the '{self.name}' schema")
         bad = (arr < 0) | (arr >= self.n)
         if bad.any():
             raise OchreError(
@@ -228,11 +234,7 @@ class FirstPersonActionSpec:
         return np.stack([rng.integers(0, f, size=size) for f in self.factors], axis=-1)
 
     def validate(self, actions: Any, source: str = "actions") -> np.ndarray:
-        arr = np.asarray(actions)
-        if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
-            arr = arr.astype(np.int64)
-        if arr.dtype.kind not in "iu":
-            raise OchreError(f"{source}: encoded actions must be integers for the '{self.name}' schema, got dtype {arr.dtype}")
+        arr = _integers(actions, f"{source}: encoded actions must be integers for the '{self.name}' schema")
         if arr.shape[-1:] != self.shape:
             raise OchreError(
                 f"{source}: each action needs {self.shape[0]} columns ({', '.join(self.control_names)}), got shape {arr.shape}"

@@ -68,5 +68,13 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
 
 
+def load_tokenizer_or_world(path: str | Path) -> Tokenizer:
+    """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
+    payload = load_torch(path)
+    if isinstance(payload, dict) and payload.get("format") == "ochre-world":
+        return build_tokenizer(load_checkpoint(path, "ochre-world")["tokenizer"])
+    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
+
+
 def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}

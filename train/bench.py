@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ochre.benchmark import step_times
 from ochre.data.windows import Batch
 from ochre.errors import cli_entry
 from ochre.io import write_json
@@ -44,21 +44,6 @@ from ochre.training.common import autocast, grad_scaler, optimizer_step, resolve
 from ochre.training.dynamics import DynamicsLoopConfig, LossContext, sequence_loss
 
 AMP_DTYPES = {"off": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def step_times(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> list[float]:
-    """Wall seconds of `repeats` calls of `fn` after `warmup` untimed ones, each synchronised with the device."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def count_flops(fn: Callable[[], object]) -> int:

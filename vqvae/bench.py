@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
+from ochre.benchmark import step_times
+from ochre.checkpoint import load_tokenizer_or_world
 from ochre.errors import cli_entry
 from ochre.training.common import resolve_device
-from vqvae.evaluate import load_any_tokenizer
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    for _ in range(3):  # warm-up: allocator, kernels, caches
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 @cli_entry
@@ -43,17 +29,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
-    model = load_any_tokenizer(args.tokenizer).to(device).eval()
+    model = load_tokenizer_or_world(args.tokenizer).to(device).eval()
     h, w = model.cfg.frame_size
     x = torch.rand(args.batch, 3, h, w, device=device) * 2 - 1
     with torch.inference_mode():
         tokens, _ = model.encode(x)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        timings = {
-            "encode": median_seconds(lambda: model.encode(x), args.repeats, sync),
-            "decode": median_seconds(lambda: model.decode_tokens(tokens), args.repeats, sync),
-            "encode+decode": median_seconds(lambda: model.decode_tokens(model.encode(x)[0]), args.repeats, sync),
+        calls = {
+            "encode": lambda: model.encode(x),
+            "decode": lambda: model.decode_tokens(tokens),
+            "encode+decode": lambda: model.decode_tokens(model.encode(x)[0]),
         }
+        # 3 warm-up calls: allocator, kernels, caches
+        timings = {name: statistics.median(step_times(fn, args.repeats, 3, device)) for name, fn in calls.items()}
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
     print(f"tokenizer {args.tokenizer}: {h}x{w} -> {model.cfg.token_grid}, batch {args.batch}, {device}, threads {threads}")
     for name, seconds in timings.items():

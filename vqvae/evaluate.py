@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ochre.checkpoint import build_tokenizer, load_checkpoint
+from ochre.checkpoint import load_tokenizer_or_world
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import split_episodes
 from ochre.errors import OchreError, cli_entry
-from ochre.io import load_torch, write_json, write_png, write_video
+from ochre.io import write_json, write_png, write_video
 from ochre.losses import load_lpips
 from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames
 from ochre.training.common import resolve_device
@@ -41,20 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_any_tokenizer(path: str):
-    """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
-    payload = load_torch(path)
-    kind = payload.get("format") if isinstance(payload, dict) else None
-    if kind == "ochre-world":
-        return build_tokenizer(load_checkpoint(path, "ochre-world")["tokenizer"])
-    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
-
-
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = resolve_device(args.device)
-    model = load_any_tokenizer(args.tokenizer).to(device)
+    model = load_tokenizer_or_world(args.tokenizer).to(device)
     data = EpisodeDataset(args.data, expect_kind="frames")
     if list(data.manifest["frame_shape"][:2]) != list(model.cfg.frame_size):
         raise OchreError(
