@@ -139,7 +139,7 @@ class WorldModel:
         top_k: int | None = None,
         seed: int | None = None,
     ) -> np.ndarray:
-        """(B, K, H, W, 3), (B, K-1), (B, N) -> predicted frames (B, N, H, W, 3) uint8."""
+        """(B, K, H, W, 3), (B, K-1, ...), (B, N, ...) -> predicted frames (B, N, H, W, 3) uint8; "..." is one action's shape."""
         seed_frames = self._check_frames(seed_frames, "seed frames")
         if seed_frames.ndim != 5:
             raise OchreError(f"seed frames must be (B, K, H, W, 3), got shape {seed_frames.shape}")
