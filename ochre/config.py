@@ -130,15 +130,30 @@ def load_config(cls: type[C], preset: str | Path | None, overrides: list[str] | 
         raise ConfigError(f"{where}{err}") from None
 
 
-def config_from_argv(cls: type[C], default_preset: str, argv: list[str] | None, doc: str | None) -> C:
-    """`--config PRESET key.sub=value ...` -> validated config (the shared CLI of every trainer)."""
+def preset_args(default_preset: str, argv: list[str] | None, doc: str | None) -> tuple[str, list[str]]:
+    """The shared CLI of every trainer: `--config PRESET key.sub=value ...` -> (preset, overrides)."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=default_preset, help="YAML preset")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=5")
     args = p.parse_args(argv)
-    return load_config(cls, args.config, args.overrides)
+    return args.config, args.overrides
+
+
+def config_from_argv(cls: type[C], default_preset: str, argv: list[str] | None, doc: str | None) -> C:
+    """`--config PRESET key.sub=value ...` -> validated config."""
+    return load_config(cls, *preset_args(default_preset, argv, doc))
+
+
+def peek(preset: str | Path | None, overrides: list[str], key: str, default: Any) -> Any:
+    """One dotted key of preset + overrides before validation (to choose which config class validates them)."""
+    node: Any = merge(load_yaml(preset) if preset else {}, parse_overrides(overrides))
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -3,14 +3,17 @@
 K seed frames with their K-1 actions, then N future actions from the data (the
 random policy); the model predicts N frames. Per-horizon MSE is averaged over all
 windows before PSNR = 10 log10(1/MSE). Scored on native RGB and on grayscale 84x84.
-Baselines in the same run: copy-last-frame, and the model fed random actions
-(for controllability, delta PSNR = true actions - random actions). With an LPIPS
-model, the mean LPIPS distance per horizon is added on RGB.
+Baselines in the same run: copy-last-frame, the model fed random actions (for
+controllability, delta PSNR = true actions - random actions), and any other world
+with the same batched `rollout` (the pixel FiLM baseline, `ochre.pixel_world`) on
+the same windows. With an LPIPS model, the mean LPIPS distance per horizon is added
+on RGB.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,8 +26,16 @@ from ochre.losses import LPIPSLoss
 from ochre.metrics import psnr_from_mse, ssim, to_gray84
 from ochre.runtime import WorldModel
 
-PREDICTORS = ("model", "copy_last", "model_random_actions")
+PREDICTORS = ("model", "copy_last", "model_random_actions")  # always scored; baselines are added after these
 VIEWS = ("rgb", "gray84")
+
+
+class Predictor(Protocol):
+    """Anything that rolls out uint8 frames like `WorldModel.rollout` (B, K, H, W, 3), (B, K-1, ...), (B, N, ...)."""
+
+    def rollout(
+        self, seed_frames: np.ndarray, seed_actions: np.ndarray, future_actions: np.ndarray, **kwargs: Any
+    ) -> np.ndarray: ...
 
 
 @dataclass
@@ -73,7 +84,7 @@ class Evaluation:
     """Per-predictor statistics plus what the report shows besides numbers.
 
     samples: uint8 (S, K + N, H, W, 3) per name ("ground_truth", "model",
-    "model_random_actions") for the first S windows, each starting with the K seed frames.
+    "model_random_actions", then each baseline) for the first S windows, each starting with the K seed frames.
     seed_frames / seed_actions: the first window's seed (K, H, W, 3) and its K-1 actions,
     the start of the long-horizon stability rollouts.
     """
@@ -85,15 +96,22 @@ class Evaluation:
 
 
 def evaluate_world(
-    wm: WorldModel, data: EpisodeDataset, settings: EvalSettings, lpips: LPIPSLoss | None = None, keep: int = 4
+    wm: WorldModel,
+    data: EpisodeDataset,
+    settings: EvalSettings,
+    lpips: LPIPSLoss | None = None,
+    keep: int = 4,
+    baselines: dict[str, Predictor] | None = None,
 ) -> Evaluation:
-    """Score the model, copy-last and the model with random actions on fixed held-out windows; keep `keep` samples."""
+    """Score the model, copy-last, the model with random actions and each baseline on fixed held-out windows;
+    keep `keep` samples."""
+    baselines = baselines or {}
     k, n = settings.context, settings.horizon
     sampler = WindowSampler(data, k + n, split="all", seed=settings.seed)
     batch = sampler.fixed(settings.windows, seed=settings.seed)
     rng = np.random.default_rng(settings.seed)
-    stats = {name: HorizonStats(n, lpips) for name in PREDICTORS}
-    kept: dict[str, list[np.ndarray]] = {"ground_truth": [], "model": [], "model_random_actions": []}
+    stats = {name: HorizonStats(n, lpips) for name in (*PREDICTORS, *baselines)}
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in ("ground_truth", "model", "model_random_actions", *baselines)}
     for i in tqdm(range(0, len(batch.rows), settings.batch), desc="evaluate", unit="batch"):
         frames = batch.rows[i : i + settings.batch].numpy()
         actions = batch.actions[i : i + settings.batch].numpy()
@@ -103,7 +121,7 @@ def evaluate_world(
         preds = {
             "model": wm.rollout(seed, seed_actions, future),
             "model_random_actions": wm.rollout(seed, seed_actions, random_future),
-        }
+        } | {name: baseline.rollout(seed, seed_actions, future) for name, baseline in baselines.items()}
         for name, pred in preds.items():
             stats[name].add(to_unit(pred), to_unit(gt))
         stats["copy_last"].add(to_unit(np.repeat(seed[:, -1:], n, axis=1)), to_unit(gt))

@@ -5,11 +5,12 @@ nested lists; `render_markdown` turns a results dict into report.md. Both are pu
 the report can be checked from a hand-made dict without a model.
 
 Results layout (every number is a plain float, lists are indexed by horizon - 1):
-    metrics[predictor][view][metric]   predictor: model | copy_last | model_random_actions,
-                                       view: rgb | gray84, metric: mse | psnr | ssim (| lpips on rgb)
+    metrics[predictor][view][metric]   predictor: model | copy_last | model_random_actions | a baseline
+                                       (pixel_film), view: rgb | gray84, metric: mse | psnr | ssim (| lpips on rgb)
     delta_psnr[view]                   model PSNR minus model-with-random-actions PSNR
     lpips                              {"available": bool, "note": why it is missing, or ""}
     stability                          None (skipped) or {"steps", "thresholds", "policies": {policy: judgement}}
+    action_following                   None (no --idm) or {"idm", "results": {predictor: ochre.idm.action_following dict}}
     files                              {"plots": {label: path}, "videos": {label: path}}, relative to report.md
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ochre.evaluation import PREDICTORS, VIEWS
+from ochre.evaluation import VIEWS
 
 REPORT_HORIZONS = (1, 2, 4, 8, 16, 32)
 PUBLISHED_HORIZON = 32  # the published rollout numbers are over h = 1..32
@@ -31,7 +32,16 @@ PUBLISHED = {
     "rollout_mean_psnr": 23.95,
     "psnr_at_32": 26.34,
 }
-LABELS = {"model": "model", "copy_last": "copy-last frame", "model_random_actions": "model, random actions"}
+LABELS = {
+    "model": "model",
+    "copy_last": "copy-last frame",
+    "model_random_actions": "model, random actions",
+    "pixel_film": "pixel-space FiLM baseline (same data)",
+}
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name)
 
 
 def report_horizons(horizon: int) -> list[int]:
@@ -78,11 +88,11 @@ def headline_section(results: dict[str, Any]) -> str:
     m = results["metrics"]
     head = ["predictor (gray84)", "PSNR@1", f"PSNR@{n}", f"mean PSNR h=1..{n}", "SSIM@1", f"SSIM@{n}"]
     body = []
-    for name in PREDICTORS:
+    for name in m:
         g = m[name]["gray84"]
         body.append(
             [
-                LABELS[name],
+                label(name),
                 *(f"{v:.2f}" for v in (g["psnr"][0], g["psnr"][-1], np.mean(g["psnr"]))),
                 f"{g['ssim'][0]:.3f}",
                 f"{g['ssim'][-1]:.3f}",
@@ -117,10 +127,10 @@ def horizon_section(results: dict[str, Any]) -> str:
     for view in VIEWS:
         body = []
         for metric, digits in (("psnr", 2), ("ssim", 3), ("lpips", 3)):
-            for name in PREDICTORS:
+            for name in results["metrics"]:
                 values = results["metrics"][name][view].get(metric)
                 if values is not None:
-                    body.append([metric.upper() if metric != "psnr" else "PSNR (dB)", LABELS[name], *_cells(values, hs, digits)])
+                    body.append([metric.upper() if metric != "psnr" else "PSNR (dB)", label(name), *_cells(values, hs, digits)])
         parts += ["", f"### {view}", "", _table(head, body)]
     if not results["lpips"]["available"]:
         parts += ["", f"LPIPS is not reported: {results['lpips']['note']}"]
@@ -176,6 +186,31 @@ def stability_section(results: dict[str, Any]) -> str:
     )
 
 
+def action_following_section(results: dict[str, Any]) -> str:
+    """IDM accuracy on generated transitions next to its accuracy on the real ones (the ceiling) and chance."""
+    af = results.get("action_following")
+    if not af:
+        return (
+            "## Action following\n\nNot measured: pass `--idm IDM.pt` (trained with `python -m train.idm`) "
+            "to score the generated frames with an inverse-dynamics classifier."
+        )
+    first = next(iter(af["results"].values()))
+    body = [["real frames (ceiling)", f"{first['real_accuracy']:.3f}"]]
+    body += [[f"generated: {label(name)}", f"{r['generated_accuracy']:.3f}"] for name, r in af["results"].items()]
+    body.append(["chance", f"{first['chance']:.3f}"])
+    return "\n".join(
+        [
+            "## Action following",
+            "",
+            f"An inverse-dynamics classifier (`{af['idm']}`, trained on real frames) guesses the action between consecutive frames; "
+            f"{first['windows']} held-out windows, {first['pairs']} transitions, {first['horizon']} generated frames after "
+            f"{first['context']} seed frames. Accuracy is averaged over the action's components.",
+            "",
+            _table(["frames", "IDM accuracy"], body),
+        ]
+    )
+
+
 def files_section(results: dict[str, Any]) -> str:
     """Markdown links to the plots (shown inline) and the videos."""
     files = results["files"]
@@ -195,5 +230,12 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"K={s['context']} seed frames, N={s['horizon']} open-loop steps of the data's actions, window seed {s['seed']}.",
         "PSNR = 10·log10(1/MSE) with MSE averaged over the windows at each horizon; frames in [0, 1].",
     ]
-    sections = [headline_section, horizon_section, controllability_section, stability_section, files_section]
+    sections = [
+        headline_section,
+        horizon_section,
+        controllability_section,
+        action_following_section,
+        stability_section,
+        files_section,
+    ]
     return "\n\n".join(["\n".join(intro), *(f(results) for f in sections)]) + "\n"

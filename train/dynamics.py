@@ -1,10 +1,17 @@
-"""Train the ConvGRU/FiLM dynamics model on a token dataset; writes a world checkpoint.
+"""Train a dynamics model; writes a world checkpoint.
 
 python -m train.dynamics --config configs/coinrun/dynamics.yaml data.path=data/coinrun_train_tokens train.max_steps=3000
 
-Data-parallel (PyTorch DDP) over several GPUs: torchrun starts one process per GPU,
-each takes train.batch_size windows per step (one step sees batch_size x processes),
-gradients are averaged and rank 0 alone writes the run folder:
+model.type picks the model: `convgru` (default; the ConvGRU/FiLM token dynamics,
+trained on a token dataset, writes world.pt) or `pixel_film` (the pixel-space FiLM
+baseline of the pixel world model report, trained on a frame dataset, writes
+pixel_world.pt for `python -m train.evaluate --baseline`):
+
+python -m train.dynamics --config configs/coinrun/pixel_film.yaml data.path=data/coinrun_train
+
+Data-parallel (PyTorch DDP, convgru) over several GPUs: torchrun starts one process
+per GPU, each takes train.batch_size windows per step (one step sees batch_size x
+processes), gradients are averaged and rank 0 alone writes the run folder:
 
 torchrun --nproc_per_node 8 -m train.dynamics --config configs/coinrun/dynamics.yaml data.path=...
 
@@ -21,14 +28,22 @@ number of processes.
 
 from __future__ import annotations
 
-from ochre.config import config_from_argv
-from ochre.errors import cli_entry
+from ochre.config import load_config, peek, preset_args
+from ochre.errors import ConfigError, cli_entry
 from ochre.training.dynamics import DynamicsTrainConfig, train_dynamics
+from ochre.training.pixel_film import PixelFiLMTrainConfig, train_pixel_film
+
+MODEL_TYPES = {"convgru": (DynamicsTrainConfig, train_dynamics), "pixel_film": (PixelFiLMTrainConfig, train_pixel_film)}
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    train_dynamics(config_from_argv(DynamicsTrainConfig, "configs/coinrun/dynamics.yaml", argv, __doc__))
+    preset, overrides = preset_args("configs/coinrun/dynamics.yaml", argv, __doc__)
+    kind = peek(preset, overrides, "model.type", "convgru")
+    if kind not in MODEL_TYPES:
+        raise ConfigError(f"{preset}: model.type must be one of {list(MODEL_TYPES)}, got {kind!r}")
+    config_cls, train = MODEL_TYPES[kind]
+    train(load_config(config_cls, preset, overrides))
 
 
 if __name__ == "__main__":

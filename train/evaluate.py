@@ -1,11 +1,18 @@
 """Score a world checkpoint on held-out episodes: one complete report.
 
     python -m train.evaluate --checkpoint checkpoints/coinrun.pt --data data/coinrun_heldout
+    python -m train.evaluate --checkpoint checkpoints/coinrun.pt --data data/coinrun_heldout \
+        --train-baseline data/coinrun_train --idm runs/idm_coinrun.pt
 
 Open-loop rollouts (DESIGN.md protocol) of the model, copy-last-frame and the model fed
 random actions: per-horizon MSE, PSNR, SSIM on RGB and grayscale 84x84 (plus RGB LPIPS
 when the backbone weights are on disk), controllability (delta PSNR), and the
 long-horizon stability verdicts (`ochre.stability`) from the first window's seed.
+Baselines scored on the same windows: copy-last always; the pixel-space FiLM
+predictor from a checkpoint (--baseline FILE) or trained in this run on the training
+data (--train-baseline DIR, configs/<world>/pixel_film.yaml, --baseline-steps).
+With --idm, an inverse-dynamics classifier scores how well the generated frames
+follow the actions (real-frame ceiling and chance beside them).
 Writes into the output folder: report.md, results.json (every number), metrics.csv and
 summary.json (the older flat outputs), plots/{horizon,ssim,delta_psnr,stability}.png,
 videos/samples.mp4 (ground truth | model | model with random actions) and
@@ -23,12 +30,16 @@ from typing import Any
 import numpy as np
 
 from ochre import WorldModel
+from ochre.config import load_config
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
-from ochre.evaluation import PREDICTORS, VIEWS, EvalSettings, Evaluation, evaluate_world, format_table, summary_rows
+from ochre.evaluation import VIEWS, EvalSettings, Evaluation, Predictor, evaluate_world, format_table, summary_rows
+from ochre.idm import action_following, load_idm
 from ochre.io import atomic_path, write_json, write_text, write_video
 from ochre.losses import load_lpips
+from ochre.pixel_world import PixelWorld
 from ochre.report import build_results, render_markdown
+from ochre.report import label as predictor_label
 from ochre.stability import POLICIES, Thresholds, judge, stability_rollout
 from ochre.training.logger import make_run_dir
 from train.stability import VIDEO_SIZE
@@ -48,6 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="window selection seed (also the random policies' seed)")
     p.add_argument("--stability-steps", type=int, default=1000, help="open-loop steps per stability policy (0 = skip)")
     p.add_argument("--lpips-weights", default="", help="LPIPS backbone weights file (default: torchvision's hub cache)")
+    p.add_argument("--baseline", default="", help="pixel FiLM baseline checkpoint (pixel_world.pt) to score beside the model")
+    p.add_argument(
+        "--train-baseline", default="", metavar="DIR", help="train the pixel FiLM baseline on this frame dataset first"
+    )
+    p.add_argument("--baseline-config", default="", help="preset for --train-baseline (default: configs/<world>/pixel_film.yaml)")
+    p.add_argument("--baseline-steps", type=int, default=0, help="training steps for --train-baseline (0 = the preset's)")
+    p.add_argument("--idm", default="", help="inverse-dynamics classifier (python -m train.idm) for action-following accuracy")
+    p.add_argument("--idm-horizon", type=int, default=8, help="generated frames per window scored by the IDM")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_eval)")
     return p.parse_args(argv)
@@ -66,7 +85,8 @@ def write_flat_outputs(out: Path, rows: list[dict[str, float]], summary: dict) -
 def flat_summary(rows: list[dict[str, float]], meta: dict[str, Any], horizon: int) -> dict[str, Any]:
     """The older summary.json: mean PSNR per predictor and view, delta PSNR at 1, 8 and N, gray84 SSIM@1."""
     summary = dict(meta)
-    for name in PREDICTORS:
+    names = dict.fromkeys(k.split("/")[0] for k in rows[0] if k != "horizon")
+    for name in names:
         for view in VIEWS:
             summary[f"{name}/{view}/mean_psnr"] = float(np.mean([r[f"{name}/{view}/psnr"] for r in rows]))
     for view in VIEWS:
@@ -103,8 +123,8 @@ def write_horizon_plots(out: Path, results: dict[str, Any]) -> dict[str, str]:
     """PSNR, SSIM and delta PSNR per horizon; returns {label: path relative to out}."""
     m = results["metrics"]
     plots = {
-        "PSNR per horizon": ("horizon.png", {v: {n: m[n][v]["psnr"] for n in PREDICTORS} for v in VIEWS}, "PSNR", "dB"),
-        "SSIM per horizon": ("ssim.png", {v: {n: m[n][v]["ssim"] for n in PREDICTORS} for v in VIEWS}, "SSIM", "SSIM"),
+        "PSNR per horizon": ("horizon.png", {v: {n: m[n][v]["psnr"] for n in m} for v in VIEWS}, "PSNR", "dB"),
+        "SSIM per horizon": ("ssim.png", {v: {n: m[n][v]["ssim"] for n in m} for v in VIEWS}, "SSIM", "SSIM"),
         "delta PSNR per horizon": (
             "delta_psnr.png",
             {v: {"true - random actions": results["delta_psnr"][v]} for v in VIEWS},
@@ -118,10 +138,11 @@ def write_horizon_plots(out: Path, results: dict[str, Any]) -> dict[str, str]:
 
 
 def write_sample_video(path: Path, samples: dict[str, np.ndarray], fps: float, scale: int) -> None:
-    """Ground truth | model | model with random actions side by side, one window after another (seed frames first)."""
+    """Ground truth | model | model with random actions (| each baseline) side by side, one window after another
+    (seed frames first)."""
     gap = np.full((*samples["ground_truth"].shape[:3], 2, 3), 255, dtype=np.uint8)
-    panels = [samples["ground_truth"], gap, samples["model"], gap, samples["model_random_actions"]]
-    side = np.concatenate(panels, axis=3)  # (S, T, H, 3W + 4, 3)
+    panels = [p for frames in samples.values() for p in (frames, gap)][:-1]
+    side = np.concatenate(panels, axis=3)  # (S, T, H, W', 3)
     write_video(path, side.reshape(-1, *side.shape[2:]), fps=fps, scale=scale)
 
 
@@ -143,6 +164,40 @@ def run_stability(wm: WorldModel, ev: Evaluation, steps: int, seed: int, out: Pa
     return part, videos
 
 
+def obtain_baselines(args: argparse.Namespace, wm: WorldModel, out: Path) -> dict[str, Predictor]:
+    """The pixel FiLM baseline from --baseline, or trained now on --train-baseline into OUT/baseline/."""
+    if args.baseline and args.train_baseline:
+        raise OchreError("pass --baseline FILE (a trained baseline) or --train-baseline DIR (train one now), not both")
+    path = args.baseline
+    if args.train_baseline:
+        from ochre.training.pixel_film import PixelFiLMTrainConfig, train_pixel_film
+
+        preset = args.baseline_config or f"configs/{wm.info.get('world', 'coinrun')}/pixel_film.yaml"
+        overrides = [f"data.path={args.train_baseline}", f"run.dir={out}", "run.name=baseline", f"train.device={args.device}"]
+        overrides += [f"train.max_steps={args.baseline_steps}"] if args.baseline_steps else []
+        path = str(train_pixel_film(load_config(PixelFiLMTrainConfig, preset, overrides)))
+    if not path:
+        return {}
+    baseline = PixelWorld.load(path, device=args.device)
+    if baseline.frame_shape != wm.frame_shape or baseline.action_spec.to_dict() != wm.action_spec.to_dict():
+        raise OchreError(f"{path}: the baseline was trained on other frames or actions than the world {args.checkpoint}")
+    if baseline.model.cfg.past_frames > args.context:
+        raise OchreError(
+            f"{path}: the baseline reads {baseline.model.cfg.past_frames} past frames; pass --context of at least that"
+        )
+    return {"pixel_film": baseline}
+
+
+def run_action_following(args: argparse.Namespace, predictors: dict[str, Predictor], data: EpisodeDataset) -> dict:
+    """IDM accuracy on each predictor's generated transitions (and on the real ones) over the same windows."""
+    idm, _ = load_idm(args.idm, args.device if args.device != "auto" else "cpu")
+    results = {
+        name: action_following(idm, world, data, args.windows, args.context, args.idm_horizon, args.seed)
+        for name, world in predictors.items()
+    }
+    return {"idm": args.idm, "results": results}
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -150,37 +205,47 @@ def main(argv: list[str] | None = None) -> None:
         raise OchreError("--context and --horizon must be at least 1 and --stability-steps at least 0")
     wm = WorldModel.load(args.checkpoint, device=args.device)
     data = EpisodeDataset(args.data, expect_kind="frames")
+    out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "eval")
+    baselines = obtain_baselines(args, wm, out)
     notes: list[str] = []
     lpips = load_lpips(weights=args.lpips_weights, warn=notes.append)
     lpips_note = f"{notes[0]} (for this evaluator: --lpips-weights FILE)" if notes else ""
     if lpips_note:
         print(lpips_note)
     settings = EvalSettings(args.context, args.horizon, args.windows, args.batch, args.seed)
-    ev = evaluate_world(wm, data, settings, lpips=lpips, keep=SAMPLE_WINDOWS)
+    ev = evaluate_world(wm, data, settings, lpips=lpips, keep=SAMPLE_WINDOWS, baselines=baselines)
     rows = summary_rows(ev.stats)
-    out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "eval")
     meta = {"world": wm.info.get("world", "world"), "checkpoint": args.checkpoint, "data": args.data, "settings": vars(settings)}
+    meta["baselines"] = {name: args.baseline or str(out / "baseline" / "checkpoints" / "pixel_world.pt") for name in baselines}
     write_flat_outputs(out, rows, flat_summary(rows, meta, args.horizon))
     results = build_results(rows, meta | {"lpips": {"available": lpips is not None, "note": lpips_note}})
     scale = max(1, VIDEO_SIZE // max(wm.frame_shape[:2]))
     write_sample_video(out / "videos" / "samples.mp4", ev.samples, wm.fps, scale)
     files = {
         "plots": write_horizon_plots(out, results),
-        "videos": {"samples: ground truth | model | model, random actions": "videos/samples.mp4"},
+        "videos": {
+            "samples: ground truth | "
+            + " | ".join(predictor_label(n) for n in ev.samples if n != "ground_truth"): "videos/samples.mp4"
+        },
     }
     results["stability"] = None
     if args.stability_steps:
         results["stability"], videos = run_stability(wm, ev, args.stability_steps, args.seed, out, scale)
         files["plots"]["stability over time"] = "plots/stability.png"
         files["videos"] |= videos
+    results["action_following"] = run_action_following(args, {"model": wm, **baselines}, data) if args.idm else None
     results["files"] = files
     write_json(out / "results.json", results)
     write_text(out / "report.md", render_markdown(results))
     print(f"{settings.windows} windows, K={args.context}, N={args.horizon}, data {args.data}")
     for view in VIEWS:
         print()
-        print(format_table(rows, view, list(PREDICTORS)))
+        print(format_table(rows, view, list(results["metrics"])))
     print(f"\nSSIM@1 (gray84): model {rows[0]['model/gray84/ssim']:.3f}, copy_last {rows[0]['copy_last/gray84/ssim']:.3f}")
+    if results["action_following"]:
+        af = results["action_following"]["results"]
+        print("action following (IDM accuracy): " + ", ".join(f"{n} {r['generated_accuracy']:.3f}" for n, r in af.items())
+              + f", real {af['model']['real_accuracy']:.3f}, chance {af['model']['chance']:.3f}")  # fmt: skip
     if results["stability"]:
         print("stability: " + ", ".join(f"{p} {j['verdict']}" for p, j in results["stability"]["policies"].items()))
     print(f"wrote {out}/report.md, results.json, metrics.csv, summary.json, plots/, videos/")

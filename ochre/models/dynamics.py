@@ -24,6 +24,7 @@ predicted frames show the action that was taken.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from torch import nn
 
 @dataclass
 class DynamicsConfig:
+    type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
     codebook_size: int = 1000  # must equal the tokenizer's (checked when training starts)
     token_grid: list[int] = field(default_factory=lambda: [16, 16])  # (h, w) of token grids
     num_actions: int = 15  # discrete worlds: size of the action set
