@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv play play-headless test lint bench-data bench-tokenizer
+.PHONY: venv play play-headless test lint bench-data bench-tokenizer bench-live
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -31,3 +31,6 @@ bench-data: venv
 
 bench-tokenizer: venv
 	$(PY) -m vqvae.bench --tokenizer checkpoints/coinrun.pt --batch 64
+
+bench-live: venv
+	$(PY) -m live.bench --checkpoint checkpoints/coinrun.pt --out runs/bench_live.json

@@ -1,16 +1,28 @@
-"""Key bindings per action schema: plain data plus one encoding function each."""
+"""Key and mouse bindings per action schema, and one encoding function per schema.
+
+    bindings = bindings_for(wm.action_spec)
+    action = bindings.encode(PlayerInput(held=frozenset({"forward"}), look=(3.0, 0.0)))
+
+Bindings are plain data: a pygame key or mouse button -> a control name of the
+schema (`spec.control_names`). A `PlayerInput` holds those names and the camera
+motion of one frame, so encoding it needs no pygame and no model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
+import numpy as np
 import pygame
 
-from ochre.actions import DiscreteActionSpec
+from ochre.actions import ActionSpec, DiscreteActionSpec, FirstPersonActionSpec
 from ochre.errors import OchreError
 
-# Direction keys for Procgen worlds: arrows and WASD both work; space also jumps.
+LEFT_CLICK = 1
+KEY_LOOK_DEG = 4.0  # degrees an arrow key turns the camera per frame (play without a mouse)
+
+# Procgen: arrows or WASD move, space also jumps; 1-6 press the game's extra buttons (procgen ids 9-14).
 PROCGEN_KEYS: dict[int, str] = {
     pygame.K_LEFT: "left",
     pygame.K_a: "left",
@@ -21,29 +33,147 @@ PROCGEN_KEYS: dict[int, str] = {
     pygame.K_SPACE: "up",
     pygame.K_DOWN: "down",
     pygame.K_s: "down",
+    pygame.K_1: "d",
+    pygame.K_2: "a",
+    pygame.K_3: "w",
+    pygame.K_4: "s",
+    pygame.K_5: "q",
+    pygame.K_6: "e",
 }
+
+# Atari (ALE minimal action sets): arrows or WASD move, space / Ctrl / left click fire.
+ATARI_KEYS: dict[int, str] = {
+    pygame.K_LEFT: "left",
+    pygame.K_a: "left",
+    pygame.K_RIGHT: "right",
+    pygame.K_d: "right",
+    pygame.K_UP: "up",
+    pygame.K_w: "up",
+    pygame.K_DOWN: "down",
+    pygame.K_s: "down",
+    pygame.K_SPACE: "fire",
+    pygame.K_LCTRL: "fire",
+    pygame.K_RCTRL: "fire",
+}
+ATARI_CONTROLS = frozenset({"up", "down", "left", "right", "fire"})
+
+# First person: WASD move, space jumps, left click attacks, Ctrl sprints, Shift sneaks
+# (as ochre.actions.FIRST_PERSON_KEYS documents for the importers); the mouse looks.
+FIRST_PERSON_KEYS: dict[int, str] = {
+    pygame.K_w: "forward",
+    pygame.K_a: "left",
+    pygame.K_s: "back",
+    pygame.K_d: "right",
+    pygame.K_SPACE: "jump",
+    pygame.K_LCTRL: "sprint",
+    pygame.K_RCTRL: "sprint",
+    pygame.K_LSHIFT: "sneak",
+    pygame.K_RSHIFT: "sneak",
+}
+# Arrow keys turn and look as well, for a player without a mouse: (yaw, pitch) direction.
+LOOK_KEYS: dict[int, tuple[int, int]] = {
+    pygame.K_LEFT: (-1, 0),
+    pygame.K_RIGHT: (1, 0),
+    pygame.K_UP: (0, 1),
+    pygame.K_DOWN: (0, -1),
+}
+OPPOSITES = (("left", "right"), ("up", "down"))
 
 
 @dataclass(frozen=True)
 class PlayerInput:
-    """What the player holds this frame, independent of any model."""
+    """What the player does in one frame, independent of any model.
+
+    held: control names held down; look: camera motion (yaw, pitch) in degrees since
+    the previous frame, yaw > 0 turns right, pitch > 0 looks up.
+    """
 
     held: frozenset[str] = frozenset()
+    look: tuple[float, float] = (0.0, 0.0)
 
 
-def procgen_action(inp: PlayerInput) -> int:
-    """Procgen ids 0-8 are the (left|none|right) x (down|none|up) combos: id = 3*(h+1) + (v+1)."""
-    h = ("right" in inp.held) - ("left" in inp.held)
-    v = ("up" in inp.held) - ("down" in inp.held)
-    return 3 * (h + 1) + (v + 1)
+@dataclass(frozen=True)
+class Bindings:
+    """Which key or mouse button presses which control of one schema, and how input is encoded."""
+
+    schema: str
+    keys: Mapping[int, str]
+    encode: Callable[[PlayerInput], np.ndarray]  # -> one action in the schema's encoded form
+    buttons: Mapping[int, str] = field(default_factory=dict)  # mouse button number -> control
+    look_keys: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    mouse_look: bool = False  # the mouse turns the camera (captured in relative mode)
+
+    def help_lines(self) -> list[str]:
+        """'control: key, key' for every bound control, three to a line, in binding order."""
+        names: dict[str, list[str]] = {}
+        for key, control in self.keys.items():
+            names.setdefault(control, []).append(pygame.key.name(key))
+        for button, control in self.buttons.items():
+            names.setdefault(control, []).append("left click" if button == LEFT_CLICK else f"mouse {button}")
+        entries = [f"{control}: {', '.join(keys)}" for control, keys in names.items()]
+        lines = ["    ".join(entries[i : i + 3]) for i in range(0, len(entries), 3)]
+        if self.mouse_look:
+            lines.append("look: mouse (click to capture), or the arrow keys")
+        return lines
 
 
-def read_input(pressed: pygame.key.ScancodeWrapper | dict[int, bool], keys: dict[int, str]) -> PlayerInput:
-    return PlayerInput(frozenset(name for key, name in keys.items() if pressed[key]))
+def discrete_encoder(spec: DiscreteActionSpec) -> Callable[[PlayerInput], np.ndarray]:
+    """Held controls -> the id whose label presses the most of them (opposite directions cancel)."""
+    table = {frozenset(label.split("+")): i for i, label in enumerate(spec.labels) if i != spec.noop}
+
+    def encode(inp: PlayerInput) -> np.ndarray:
+        held = set(inp.held)
+        for a, b in OPPOSITES:
+            if a in held and b in held:
+                held -= {a, b}
+        best = max((controls for controls in table if controls <= held), key=len, default=None)
+        return np.asarray(spec.noop if best is None else table[best], dtype=np.int64)
+
+    return encode
 
 
-def bindings_for(spec: DiscreteActionSpec) -> tuple[dict[int, str], Callable[[PlayerInput], int]]:
-    """(key map, encoder) for a world's action schema."""
+def first_person_encoder(spec: FirstPersonActionSpec) -> Callable[[PlayerInput], np.ndarray]:
+    """Camera degrees and held buttons -> the (2 + B,) encoded action (camera binned by the schema)."""
+    yaw, pitch = spec.index("yaw"), spec.index("pitch")
+    columns = [spec.index(b) for b in spec.buttons]
+
+    def encode(inp: PlayerInput) -> np.ndarray:
+        continuous = np.zeros(spec.shape)
+        continuous[[yaw, pitch]] = spec.normalise_degrees(inp.look)
+        continuous[columns] = [b in inp.held for b in spec.buttons]
+        return spec.encode(continuous)
+
+    return encode
+
+
+def bindings_for(spec: ActionSpec) -> Bindings:
+    """The bindings of a world's action schema, or an error saying which schemas have bindings."""
+    if isinstance(spec, FirstPersonActionSpec):
+        unbound = sorted(set(spec.buttons) - set(FIRST_PERSON_KEYS.values()) - {"attack"})
+        if unbound:
+            raise OchreError(
+                f"action schema '{spec.name}': no key bound to button(s) {', '.join(unbound)} (see live/bindings.py)"
+            )
+        keys = {k: c for k, c in FIRST_PERSON_KEYS.items() if c in spec.buttons}
+        buttons = {LEFT_CLICK: "attack"} if "attack" in spec.buttons else {}
+        return Bindings(spec.name, keys, first_person_encoder(spec), buttons, LOOK_KEYS, mouse_look=True)
     if spec.name == "procgen":
-        return PROCGEN_KEYS, procgen_action
-    raise OchreError(f"no key bindings for action schema '{spec.name}' (known: procgen)")
+        return Bindings(spec.name, PROCGEN_KEYS, discrete_encoder(spec))
+    if set(spec.control_names) <= ATARI_CONTROLS:
+        keys = {k: c for k, c in ATARI_KEYS.items() if c in spec.control_names}
+        buttons = {LEFT_CLICK: "fire"} if "fire" in spec.control_names else {}
+        return Bindings(spec.name, keys, discrete_encoder(spec), buttons)
+    raise OchreError(
+        f"no key bindings for action schema '{spec.name}' (controls: {', '.join(spec.control_names)}); "
+        "live/bindings.py binds procgen, Atari (up/down/left/right/fire) and first-person schemas; "
+        "play it headless instead: --headless --policy random"
+    )
+
+
+def describe_action(spec: ActionSpec, action: np.ndarray) -> str:
+    """A short label for the HUD: 'right+up', or 'yaw +4° pitch 0° forward+jump'."""
+    if isinstance(spec, DiscreteActionSpec):
+        return spec.labels[int(action)]
+    yaw, pitch = spec.degrees(np.asarray(action))
+    pressed = [b for b, on in zip(spec.buttons, np.asarray(action)[2:], strict=True) if on]
+    return f"yaw {yaw:+.0f}° pitch {pitch:+.0f}° {'+'.join(pressed) or 'no buttons'}"

@@ -1,71 +1,128 @@
-"""Play a learned world.
+"""Play a learned world with keyboard and mouse, in a window or headless.
 
     python -m live.play --checkpoint checkpoints/coinrun.pt
-    python -m live.play --checkpoint checkpoints/coinrun.pt --headless --frames 300 --out runs/play
+    python -m live.play --checkpoint checkpoints/coinrun.pt --ghost              # the real game beside it
+    python -m live.play --checkpoint checkpoints/coinrun.pt --headless --frames 300 --policy random --out runs/play
+    python -m live.play --checkpoint checkpoints/coinrun.pt --headless --policy script assets/coinrun/actions.json
 
-Keys (Procgen worlds): arrows or WASD to move, up/W/space to jump; R reset, N next
-seed, H toggle the HUD, P pause, Esc quit. Headless mode drives the world with
-random actions and writes DIR/play.mp4 and DIR/timings.csv.
+Procgen and Atari worlds: arrows or WASD move (space jumps / fires). First-person
+worlds: WASD move, the mouse looks (click to capture it, Esc releases it), space
+jumps, left click attacks, Ctrl sprints, Shift sneaks. F1 shows every key.
+Headless mode writes DIR/play.mp4, DIR/timings.csv and DIR/seed.npz + actions.npy
+(replay them with inference.py).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ochre import WorldModel
+from ochre.config import parse_overrides
 from ochre.errors import OchreError, cli_entry
-from ochre.inputs import load_seed
+
+if TYPE_CHECKING:
+    from live.controller import PlayController
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/coinrun.pt", help="world checkpoint")
-    p.add_argument("--seed-frames", default=None, help="seed .npz (default: assets/<world>/seed.npz)")
+    p.add_argument("--seed-frames", default=None, help="seed .npz / .mp4 / PNG folder (default: assets/<world>/seed.npz)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--scale", type=int, default=8, help="window pixels per frame pixel")
-    p.add_argument("--headless", action="store_true", help="no window: random actions, write play.mp4 + timings.csv")
-    p.add_argument("--frames", type=int, default=300, help="frames to play in headless mode")
-    p.add_argument("--out", default="runs/play", help="output folder for headless mode")
-    p.add_argument("--seed", type=int, default=0, help="random seed for headless actions")
-    p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling (G toggles)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (+/- change it)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely codes")
+    p.add_argument("--rewind-seconds", type=float, default=10.0, help="how far back Backspace can rewind")
+    w = p.add_argument_group("window")
+    w.add_argument("--scale", type=int, default=8, help="window pixels per frame pixel")
+    w.add_argument("--smooth", action="store_true", help="smooth upscaling instead of whole pixels")
+    w.add_argument("--no-hud", action="store_true", help="start with the HUD hidden (H toggles it)")
+    w.add_argument("--fps", type=float, default=None, help="display rate (default: the world's)")
+    w.add_argument("--sensitivity", type=float, default=0.15, help="mouse look: degrees per pixel of mouse motion")
+    w.add_argument("--invert-mouse", action="store_true", help="moving the mouse up looks down")
+    w.add_argument("--record", action="store_true", help="start recording at once (F9 toggles)")
+    w.add_argument("--record-dir", default="runs/live", help="where recordings and screenshots go")
+    g = p.add_argument_group("ghost mode")
+    g.add_argument("--ghost", action="store_true", help="run the real game beside the learned world, same input")
+    g.add_argument("--world", default=None, help="the real game for --ghost (default: the checkpoint's world)")
+    g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="real game setting (repeatable)")
+    h = p.add_argument_group("headless")
+    h.add_argument("--headless", action="store_true", help="no window: a policy plays; writes play.mp4 + timings.csv")
+    h.add_argument("--frames", type=int, default=300, help="frames to play headless")
+    h.add_argument("--policy", nargs="+", default=["random"], metavar="random|script FILE", help="who plays headless")
+    h.add_argument("--out", default="runs/play", help="output folder for headless mode")
+    h.add_argument("--seed", type=int, default=0, help="seed for the random policy and the real game")
     return p.parse_args(argv)
 
 
-def load_seeds(path: str, wm: WorldModel) -> tuple[np.ndarray, np.ndarray]:
-    """-> seeds (S, K, H, W, 3) and seed actions (S, K-1)."""
-    frames, actions = load_seed(path)
-    frames = frames if frames.ndim == 5 else frames[None]
-    if tuple(frames.shape[2:]) != wm.frame_shape:
-        raise OchreError(f"{path}: seed frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
-    if actions is None:
-        actions = wm.action_spec.neutral((frames.shape[0], frames.shape[1] - 1))
-    actions = wm.action_spec.validate(actions, path).reshape(frames.shape[0], frames.shape[1] - 1)
-    return frames, actions
+def check_args(args: argparse.Namespace) -> None:
+    if args.frames < 1:
+        raise OchreError(f"--frames must be at least 1, got {args.frames}")
+    if args.scale < 1:
+        raise OchreError(f"--scale must be at least 1, got {args.scale}")
+    if args.fps is not None and args.fps <= 0:
+        raise OchreError(f"--fps must be positive, got {args.fps}")
+    if args.temperature <= 0:
+        raise OchreError(f"--temperature must be positive, got {args.temperature}")
+    if args.rewind_seconds < 0:
+        raise OchreError(f"--rewind-seconds must be 0 or more, got {args.rewind_seconds}")
+
+
+def headless_command(args: argparse.Namespace) -> str:
+    return f"python -m live.play --checkpoint {args.checkpoint} --headless --frames 300 --out runs/play"
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    check_args(args)
+    from live.window import require_display
+
     if not args.headless:
-        from live.app import require_display
+        require_display(headless_command(args))
+    from live.app import load_world, open_session
+    from live.bindings import bindings_for
+    from live.controller import PlayController
+    from live.ghost import Ghost
+    from live.headless import make_policy, run_headless
 
-        require_display(args.checkpoint)
-    from live.app import Session, Window, run_headless
-
-    wm = WorldModel.load(args.checkpoint, device=args.device)
-    wm.sampling, wm.temperature = args.sampling, args.temperature
-    seed_path = args.seed_frames or f"assets/{wm.info.get('world', 'coinrun')}/seed.npz"
-    seeds, seed_actions = load_seeds(seed_path, wm)
-    session = Session(wm, seeds, seed_actions)
+    wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
+    policy = make_policy(args.policy, wm.action_spec, args.seed) if args.headless else None
+    bindings = None if args.headless else bindings_for(wm.action_spec)
+    session = open_session(wm, args.seed_frames, args.rewind_seconds)
+    ghost = None
+    if args.ghost:
+        world = args.world or wm.info.get("world", "")
+        ghost = Ghost.open(world, parse_overrides(args.env), wm, context=session.seeds.shape[1], seed=args.seed)
+    controller = PlayController(session, bindings, ghost, args.checkpoint, Path(args.record_dir))
     if args.headless:
-        stats = run_headless(session, args.frames, Path(args.out), args.seed)
-        print(f"wrote {args.out}/play.mp4 and timings.csv: frame time p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms")
+        stats = run_headless(controller, args.frames, policy, Path(args.out))
+        print(f"wrote {args.out}/play.mp4 and timings.csv: frame time p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms")
         return
-    Window(session, scale=args.scale).run()
+    play_window(controller, args)
+
+
+def play_window(controller: PlayController, args: argparse.Namespace) -> None:
+    from live.tracker import MouseSettings
+    from live.window import Window, WindowSettings
+
+    settings = WindowSettings(
+        scale=args.scale,
+        smooth=args.smooth,
+        hud=not args.no_hud,
+        fps=args.fps,
+        mouse=MouseSettings(args.sensitivity, args.invert_mouse),
+        screenshots=Path(args.record_dir) / "screenshots",
+    )
+    try:
+        window = Window(controller, settings, headless_command(args))
+    except BaseException:
+        controller.close()
+        raise
+    if args.record:
+        controller.command("record")
+    window.run()
 
 
 if __name__ == "__main__":
