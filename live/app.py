@@ -12,6 +12,7 @@ inference thread), `controller` (one frame of play), `window` (pygame),
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,15 @@ def load_seeds(path: str, wm: WorldModel) -> tuple[np.ndarray, np.ndarray]:
     if actions.size != s * (k - 1) * int(np.prod(one, dtype=int)):
         raise OchreError(f"{path}: 'actions' must have shape {(k - 1, *one)} per seed clip, got {actions.shape}")
     return frames, actions.reshape(s, k - 1, *one)
+
+
+def set_threads(threads: int = 0) -> int:
+    """Torch CPU threads for the model; 0: every core but one, left to the event loop and drawing."""
+    import torch
+
+    n = threads or max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(n)
+    return n
 
 
 def load_world(

@@ -103,6 +103,7 @@ def machine(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
     }
     info["processor"] = platform.processor() or platform.machine()
+    info["load_average_1min"] = os.getloadavg()[0]  # other work on the machine while measuring
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -125,6 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=600, help="display frames to play")
     p.add_argument("--fps", type=float, default=60.0, help="display rate to hold (the 60 fps target by default)")
     p.add_argument("--warmup", type=int, default=20, help="untimed model steps first")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads for the model (0: all cores but one)")
     p.add_argument("--visible", action="store_true", help="open a real window instead of SDL's dummy driver")
     p.add_argument("--out", default="runs/bench_live.json", help="JSON file for the figures")
     return p.parse_args(argv)
@@ -137,8 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         raise OchreError("--frames must be at least 1 and --fps positive")
     if not args.visible:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
-    from live.app import load_world, open_session
+    from live.app import load_world, open_session, set_threads
     from live.bindings import bindings_for
+
+    set_threads(args.threads)
 
     wm = load_world(args.checkpoint, args.device)
     session = open_session(wm, args.seed_frames)

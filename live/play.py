@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling (G toggles)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (+/- change it)")
     p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely codes")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads for the model (0: all cores but one)")
     p.add_argument("--rewind-seconds", type=float, default=10.0, help="how far back Backspace can rewind")
     w = p.add_argument_group("window")
     w.add_argument("--scale", type=int, default=8, help="window pixels per frame pixel")
@@ -81,12 +82,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.headless:
         require_display(headless_command(args))
-    from live.app import load_world, open_session
+    from live.app import load_world, open_session, set_threads
     from live.bindings import bindings_for
     from live.controller import PlayController
     from live.ghost import Ghost
     from live.headless import make_policy, run_headless
 
+    set_threads(args.threads)
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
     policy = make_policy(args.policy, wm.action_spec, args.seed) if args.headless else None
     bindings = None if args.headless else bindings_for(wm.action_spec)
