@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from live.ghost import Ghost
 from live.session import Session
 from ochre import WorldModel
 from ochre.errors import OchreError
@@ -30,7 +31,10 @@ def default_seed_path(wm: WorldModel) -> str:
 def load_seeds(path: str, wm: WorldModel) -> tuple[np.ndarray, np.ndarray]:
     """-> seeds (S, K, H, W, 3) uint8 and seed actions (S, K-1, ...), checked against the world."""
     if not Path(path).exists():
-        raise OchreError(f"{path}: seed frames not found; pass --seed-frames FILE (.npz, .mp4 or a PNG folder)")
+        raise OchreError(
+            f"{path}: seed frames not found; pass --seed-frames FILE (.npz, .mp4 or a PNG folder), "
+            "or --ghost to seed the world from the real game"
+        )
     frames, actions = load_seed(path)
     frames = frames if frames.ndim == 5 else frames[None]
     if tuple(frames.shape[2:]) != wm.frame_shape:
@@ -70,3 +74,9 @@ def open_session(wm: WorldModel, seed_path: str | None = None, rewind_seconds: f
     """A session on `wm` seeded from `seed_path` (default: the world's shipped seed frames)."""
     seeds, seed_actions = load_seeds(seed_path or default_seed_path(wm), wm)
     return Session(wm, seeds, seed_actions, rewind_frames=int(rewind_seconds * wm.fps))
+
+
+def ghost_session(wm: WorldModel, ghost: Ghost, rewind_seconds: float = 10.0) -> Session:
+    """A session whose seed is the real game's first K frames (R and N take new ones from the game)."""
+    frames, actions = ghost.reset()
+    return Session(wm, frames[None], actions[None], rewind_frames=int(rewind_seconds * wm.fps))

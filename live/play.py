@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/coinrun.pt", help="world checkpoint")
-    p.add_argument("--seed-frames", default=None, help="seed .npz / .mp4 / PNG folder (default: assets/<world>/seed.npz)")
+    p.add_argument(
+        "--seed-frames",
+        default=None,
+        help="seed .npz / .mp4 / PNG folder (default: assets/<world>/seed.npz; --ghost seeds from the game)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling (G toggles)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (+/- change it)")
@@ -48,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--ghost", action="store_true", help="run the real game beside the learned world, same input")
     g.add_argument("--world", default=None, help="the real game for --ghost (default: the checkpoint's world)")
     g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="real game setting (repeatable)")
+    g.add_argument("--context", type=int, default=4, help="real frames the world is seeded with (--seed-frames is not used)")
     h = p.add_argument_group("headless")
     h.add_argument("--headless", action="store_true", help="no window: a policy plays; writes play.mp4 + timings.csv")
     h.add_argument("--frames", type=int, default=300, help="frames to play headless")
@@ -66,6 +71,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise OchreError(f"--fps must be positive, got {args.fps}")
     if args.temperature <= 0:
         raise OchreError(f"--temperature must be positive, got {args.temperature}")
+    if args.context < 1:
+        raise OchreError(f"--context must be at least 1 frame, got {args.context}")
     if args.rewind_seconds < 0:
         raise OchreError(f"--rewind-seconds must be 0 or more, got {args.rewind_seconds}")
 
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.headless:
         require_display(headless_command(args))
-    from live.app import load_world, open_session, set_threads
+    from live.app import ghost_session, load_world, open_session, set_threads
     from live.bindings import bindings_for
     from live.controller import PlayController
     from live.ghost import Ghost
@@ -92,11 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
     policy = make_policy(args.policy, wm.action_spec, args.seed) if args.headless else None
     bindings = None if args.headless else bindings_for(wm.action_spec)
-    session = open_session(wm, args.seed_frames, args.rewind_seconds)
     ghost = None
-    if args.ghost:
+    if args.ghost:  # the real game seeds the world: no seed file needed
         world = args.world or wm.info.get("world", "")
-        ghost = Ghost.open(world, parse_overrides(args.env), wm, context=session.seeds.shape[1], seed=args.seed)
+        ghost = Ghost.open(world, parse_overrides(args.env), wm, context=args.context, seed=args.seed)
+        session = ghost_session(wm, ghost, args.rewind_seconds)
+    else:
+        session = open_session(wm, args.seed_frames, args.rewind_seconds)
     controller = PlayController(session, bindings, ghost, args.checkpoint, Path(args.record_dir))
     if args.headless:
         stats = run_headless(controller, args.frames, policy, Path(args.out))

@@ -392,6 +392,16 @@ def test_ghost_mode_runs_the_real_game_beside_the_world(tiny_world, coinrun_seed
     assert seed["frames"].shape == (4, 64, 64, 3) and seed["actions"].tolist() == [4, 4, 4]
 
 
+def test_first_person_ghost_needs_no_seed_file(fp_world, tmp_path):
+    pytest.importorskip("vizdoom")
+    from live.play import main
+
+    out = tmp_path / "doom"
+    main(["--checkpoint", str(fp_world[0]), "--ghost", "--env", "frame_size=[32,32]", "--headless", "--frames", "3",
+          "--out", str(out), "--device", "cpu"])  # fmt: skip
+    assert np.load(out / "seed.npz")["frames"].shape == (4, 32, 32, 3) and np.load(out / "actions.npy").shape == (3, 10)
+
+
 def test_ghost_resync_seeds_the_world_with_the_latest_real_frames(tiny_world, coinrun_seed):
     from live.ghost import Ghost
 
