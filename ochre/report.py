@@ -11,6 +11,10 @@ Results layout (every number is a plain float, lists are indexed by horizon - 1)
     lpips                              {"available": bool, "note": why it is missing, or ""}
     stability                          None (skipped) or {"steps", "thresholds", "policies": {policy: judgement}}
     action_following                   None (no --idm) or {"idm", "results": {predictor: ochre.idm.action_following dict}}
+    world_checks                       None (--no-world-checks) or {"camera", "ball"}, each None where it does not apply:
+                                       camera {"results": {predictor: ochre.world_checks.camera_response dict},
+                                       "real_game": real_camera_response dict or None, "real_game_note": why it is None};
+                                       ball {"results": {predictor: ochre.world_checks.ball_tracking dict}}
     files                              {"plots": {label: path}, "videos": {label: path}}, relative to report.md
 """
 
@@ -211,6 +215,100 @@ def action_following_section(results: dict[str, Any]) -> str:
     )
 
 
+def _frac(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(passed: bool) -> str:
+    return "**pass**" if passed else "**fail**"
+
+
+def camera_section(camera: dict[str, Any]) -> str:
+    """Per direction: fraction of seeds whose picture shifted the right way, per predictor and the real game."""
+    rows = {label(name): r for name, r in camera["results"].items()}
+    if camera["real_game"]:
+        rows["real game"] = camera["real_game"]
+    head = ["frames", "yaw left", "yaw right", "pitch up", "pitch down", "yaw", "pitch", "verdict"]
+    body = [
+        [name]
+        + [f"{_frac(d['fraction'])} ({_frac(d['mean_shift_px'], 1)} px, n={d['scored']})" for d in r["directions"].values()]
+        + [_frac(r["yaw_fraction"]), _frac(r["pitch_fraction"]), _verdict(r["passed"])]
+        for name, r in rows.items()
+    ]
+    first = next(iter(camera["results"].values()))
+    intro = (
+        f"From each of {first['seeds']} held-out seeds the world holds one pure camera action for {first['steps']} steps "
+        f"({first['degrees_per_step']:.3g}° per step, no buttons, greedy). The picture's shift between consecutive frames is "
+        "measured by phase correlation on the top of the frame and summed; a seed passes when the sum has the expected sign "
+        f"and is at least {first['min_shift_px']:g} px: yaw left moves the scene right, yaw right left, pitch up moves it down, "
+        "pitch down up (measured on ViZDoom). Cells: fraction correct (mean shift the expected way, seeds scored). "
+        f"Pass: at least {first['pass_fraction']:.0%} on each axis."
+    )
+    return "\n\n".join(["### Camera response", intro, _table(head, body), *camera_notes(camera)])
+
+
+def camera_notes(camera: dict[str, Any]) -> list[str]:
+    """Which pitch seeds were not scored, and where the real game's row comes from (or why it is missing)."""
+    first = next(iter(camera["results"].values()))
+    notes = []
+    if first["pitch_limits"]:
+        low, high = first["pitch_limits"]
+        up, down = (first["directions"][k]["skipped"] for k in ("pitch_up", "pitch_down"))
+        notes.append(
+            f"Seeds whose view was within two steps of the pitch clamp ({low:g}° to {high:g}°, rebuilt from the episode's "
+            f"actions) are not scored for that direction: {up} up, {down} down."
+        )
+    real = camera["real_game"]
+    if real:
+        notes.append(f"Real game: {real['seeds']} fresh starts after data-like exploration, each replayed once per direction.")
+    else:
+        notes.append(f"Real game not scored: {camera['real_game_note']}.")
+    return notes
+
+
+def ball_section(ball: dict[str, Any]) -> str:
+    """Ball within tol px at the last step per predictor, copy-last beside it, then per-horizon PSNR."""
+    results = ball["results"]
+    first = next(iter(results.values()))
+    n, tol = first["horizon"], first["tol_px"]
+    head = ["predictor", f"within {tol:g} px @{n}", "no ball drawn", "mean error (px)", "verdict"]
+    body = [
+        [label(name), _frac(r["fraction"]), _frac(r["no_ball_fraction"]), _frac(r["mean_error_px"], 1), _verdict(r["passed"])]
+        for name, r in results.items()
+    ]
+    body.append([label("copy_last"), _frac(first["copy_last_fraction"]), "—", "—", "—"])
+    steps = list(range(1, n + 1))
+    per_step = [[label(name), "ball within tol", *(_frac(v) for v in r["fraction_by_step"])] for name, r in results.items()]
+    per_step += [[label(name), "PSNR (dB)", *(f"{v:.2f}" for v in r["psnr_by_step"])] for name, r in results.items()]
+    return "\n".join(
+        [
+            "### Pong ball tracking",
+            "",
+            f"{first['windows']} held-out windows: {first['context']} seed frames, then {n} open-loop steps of the data's actions. "
+            "The ball is found by its colour inside the playfield (walls and score excluded); a window counts when the true ball "
+            f"is on screen at step {n} ({first['cases']} cases) and passes when the predicted ball is within {tol:g} px of it. "
+            f"Pass: at least {first['pass_fraction']:.0%}.",
+            "",
+            _table(head, body),
+            "",
+            _table(["predictor", "per step", *(f"@{h}" for h in steps)], per_step),
+        ]
+    )
+
+
+def world_checks_section(results: dict[str, Any]) -> str:
+    """Camera response (first-person worlds) and ball tracking (pong), or a line saying why there are none."""
+    checks = results.get("world_checks")
+    if checks is None:
+        return "## World-specific checks\n\nSkipped (`--no-world-checks`)."
+    parts = [camera_section(checks["camera"])] if checks.get("camera") else []
+    parts += [ball_section(checks["ball"])] if checks.get("ball") else []
+    if not parts:
+        world = results.get("world", "world")
+        parts = [f"None applies to world '{world}' (camera response: first-person worlds; ball tracking: pong)."]
+    return "\n\n".join(["## World-specific checks", *parts])
+
+
 def files_section(results: dict[str, Any]) -> str:
     """Markdown links to the plots (shown inline) and the videos."""
     files = results["files"]
@@ -235,6 +333,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         horizon_section,
         controllability_section,
         action_following_section,
+        world_checks_section,
         stability_section,
         files_section,
     ]

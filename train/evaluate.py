@@ -13,6 +13,10 @@ predictor from a checkpoint (--baseline FILE) or trained in this run on the trai
 data (--train-baseline DIR, configs/<world>/pixel_film.yaml, --baseline-steps).
 With --idm, an inverse-dynamics classifier scores how well the generated frames
 follow the actions (real-frame ceiling and chance beside them).
+World-specific checks (`ochre.world_checks`, skip with --no-world-checks): camera
+response for first-person worlds (pure yaw/pitch held for 8 steps must shift the
+picture the right way; the real game scored beside it with --real-game-episodes) and
+ball tracking for pong (ball within 2 px of the truth after 6 open-loop steps).
 Writes into the output folder: report.md, results.json (every number), metrics.csv and
 summary.json (the older flat outputs), plots/{horizon,ssim,delta_psnr,stability}.png,
 videos/samples.mp4 (ground truth | model | model with random actions) and
@@ -32,6 +36,7 @@ import numpy as np
 from ochre import WorldModel
 from ochre.config import load_config
 from ochre.data.store import EpisodeDataset
+from ochre.envs.worlds import make_env, world_settings
 from ochre.errors import OchreError, cli_entry
 from ochre.evaluation import VIEWS, EvalSettings, Evaluation, Predictor, evaluate_world, format_table, summary_rows
 from ochre.idm import action_following, load_idm
@@ -42,6 +47,7 @@ from ochre.report import build_results, render_markdown
 from ochre.report import label as predictor_label
 from ochre.stability import POLICIES, Thresholds, judge, stability_rollout
 from ochre.training.logger import make_run_dir
+from ochre.world_checks import PITCH_LIMITS, ball_tracking, camera_response, held_out_seeds, real_camera_response
 from train.stability import VIDEO_SIZE
 from train.stability import write_plot as write_stability_plot
 
@@ -67,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-steps", type=int, default=0, help="training steps for --train-baseline (0 = the preset's)")
     p.add_argument("--idm", default="", help="inverse-dynamics classifier (python -m train.idm) for action-following accuracy")
     p.add_argument("--idm-horizon", type=int, default=8, help="generated frames per window scored by the IDM")
+    p.add_argument("--no-world-checks", action="store_true", help="skip the camera-response / pong ball-tracking checks")
+    p.add_argument("--real-game-episodes", type=int, default=16, help="real-game starts for the camera check (0 = skip)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_eval)")
     return p.parse_args(argv)
@@ -198,6 +206,71 @@ def run_action_following(args: argparse.Namespace, predictors: dict[str, Predict
     return {"idm": args.idm, "results": results}
 
 
+def run_world_checks(args: argparse.Namespace, wm: WorldModel, predictors: dict[str, Predictor], data: EpisodeDataset) -> dict:
+    """The checks that apply to this world (None where one does not), each on every predictor."""
+    checks: dict[str, Any] = {"camera": None, "ball": None}
+    if wm.action_spec.kind == "first_person":
+        limits = PITCH_LIMITS.get(wm.info.get("world", ""))
+        seeds = held_out_seeds(data, args.windows, args.context, args.seed, limits)
+        results = {
+            name: camera_response(world, seeds.frames, seeds.actions, pitch=seeds.pitch, pitch_limits=limits, batch=args.batch)
+            for name, world in predictors.items()
+        }
+        real, note = real_game_camera(data, args.real_game_episodes, args.seed, limits)
+        checks["camera"] = {"results": results, "real_game": real, "real_game_note": note}
+    if wm.info.get("world") == "pong":
+        checks["ball"] = {
+            "results": {
+                name: ball_tracking(world, data, args.windows, args.context, seed=args.seed, batch=args.batch)
+                for name, world in predictors.items()
+            }
+        }
+    return checks
+
+
+def real_game_camera(
+    data: EpisodeDataset, episodes: int, seed: int, limits: tuple[float, float] | None
+) -> tuple[dict | None, str]:
+    """The camera check on the game the held-out data came from -> (result or None, why it is missing)."""
+    source = data.manifest.get("source")
+    if not episodes:
+        return None, "skipped (--real-game-episodes 0)"
+    if not isinstance(source, dict) or "env" not in source:
+        return None, f"{data.path} was not generated from a game (no source env in its manifest)"
+    try:
+        env = make_env(source["env"], world_settings(source["env"], source.get("settings")), seed=seed)
+    except OchreError as err:
+        return None, f"the real game could not be started ({err})"
+    try:
+        return real_camera_response(env, episodes, seed=seed, pitch_limits=limits), ""
+    finally:
+        env.close()
+
+
+def world_checks_line(checks: dict | None) -> str:
+    """One line for the console: each check's score per predictor (and the real game)."""
+    if checks is None:
+        return "world checks: skipped (--no-world-checks)"
+    parts = []
+    if checks["camera"]:
+        rows = dict(checks["camera"]["results"])
+        if checks["camera"]["real_game"]:
+            rows["real game"] = checks["camera"]["real_game"]
+        scores = ", ".join(f"{n} {_f(r['yaw_fraction'])}/{_f(r['pitch_fraction'])}" for n, r in rows.items())
+        parts.append(f"camera yaw/pitch correct: {scores}")
+    if checks["ball"]:
+        rows = checks["ball"]["results"]
+        first = next(iter(rows.values()))
+        scores = ", ".join(f"{n} {_f(r['fraction'])}" for n, r in rows.items())
+        parts.append(f"ball within {first['tol_px']:g} px at step {first['horizon']} ({first['cases']} cases): {scores}, "
+                     f"copy-last {_f(first['copy_last_fraction'])}")  # fmt: skip
+    return "world checks: " + ("; ".join(parts) if parts else "none applies to this world")
+
+
+def _f(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -234,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         files["plots"]["stability over time"] = "plots/stability.png"
         files["videos"] |= videos
     results["action_following"] = run_action_following(args, {"model": wm, **baselines}, data) if args.idm else None
+    results["world_checks"] = None if args.no_world_checks else run_world_checks(args, wm, {"model": wm, **baselines}, data)
     results["files"] = files
     write_json(out / "results.json", results)
     write_text(out / "report.md", render_markdown(results))
@@ -246,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         af = results["action_following"]["results"]
         print("action following (IDM accuracy): " + ", ".join(f"{n} {r['generated_accuracy']:.3f}" for n, r in af.items())
               + f", real {af['model']['real_accuracy']:.3f}, chance {af['model']['chance']:.3f}")  # fmt: skip
+    print(world_checks_line(results["world_checks"]))
     if results["stability"]:
         print("stability: " + ", ".join(f"{p} {j['verdict']}" for p, j in results["stability"]["policies"].items()))
     print(f"wrote {out}/report.md, results.json, metrics.csv, summary.json, plots/, videos/")
