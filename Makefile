@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv play play-headless test lint bench-data bench-tokenizer bench-live
+.PHONY: venv play play-headless test lint bench bench-data bench-tokenizer bench-live
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -34,3 +34,8 @@ bench-tokenizer: venv
 
 bench-live: venv
 	$(PY) -m live.bench --checkpoint checkpoints/coinrun.pt --out runs/bench_live.json
+
+# Every shipped world's quality, controllability, stability and live frame times, training
+# throughput and data rate, measured again and written to BENCHMARKS.md (long on a CPU).
+bench: venv
+	$(PY) -m train.benchmarks --measure

@@ -118,3 +118,20 @@ def test_horizon_stats_adds_rgb_lpips_with_a_model():
     frames = torch.rand(3, 2, 3, 32, 32)
     stats.add(frames, frames)
     assert stats.table("rgb")["lpips"] == pytest.approx([0.0, 0.0], abs=1e-5) and "lpips" not in stats.table("gray84")
+
+
+def test_benchmarks_collects_worlds_and_names_what_is_missing(tmp_path):
+    from train.benchmarks import render
+
+    ev = fake_results(32)
+    ev["action_following"] = None
+    ev["world_checks"] = None
+    (tmp_path / "coinrun" / "eval").mkdir(parents=True)
+    (tmp_path / "coinrun" / "eval" / "results.json").write_text(json.dumps(ev))
+    live = {"step_decode_ms": {"p50": 8.0, "p99": 15.0}, "latency_frames": {"p50": 0, "max": 1}, "display_fps": 59.9,
+            "target_fps": 60, "machine": {"load_average_1min": 1.0}}  # fmt: skip
+    (tmp_path / "coinrun" / "live.json").write_text(json.dumps(live))
+    md = render(["coinrun", "doom"], tmp_path)
+    assert "| coinrun | 21.90 | 18.80 |" in md and "| 8.0 / 15.0 |" in md  # headline row: PSNR@1, @32 ... live
+    assert "| doom | — |" in md and "Not evaluated: needs `checkpoints/doom.pt`" in md
+    assert "### Headline (grayscale 84x84 protocol)" in md and "Not measured: `python -m train.bench" in md

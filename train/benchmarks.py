@@ -1,0 +1,251 @@
+"""BENCHMARKS.md: every shipped world's numbers in one file, regenerated from measurements.
+
+    make bench                                    # measure everything, then write BENCHMARKS.md
+    python -m train.benchmarks --measure          # the same
+    python -m train.benchmarks                    # rewrite BENCHMARKS.md from what runs/bench/ holds
+
+Measuring runs the project's own commands into runs/bench/:
+    <world>/eval/results.json   python -m train.evaluate --checkpoint checkpoints/<world>.pt --data data/<world>_heldout
+                                (plus --baseline checkpoints/baselines/<world>_pixel_film.pt and --idm
+                                checkpoints/baselines/<world>_idm.pt when those files exist)
+    <world>/live.json           python -m live.bench --checkpoint checkpoints/<world>.pt
+    train.json                  python -m train.bench
+    data.json                   python -m preprocess.bench
+A world without a checkpoint or without held-out data is listed with the command that is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ochre.errors import cli_entry
+from ochre.io import write_text
+from ochre.report import (
+    action_following_section,
+    controllability_section,
+    headline_section,
+    stability_section,
+    world_checks_section,
+)
+
+WORLDS = ("coinrun", "doom", "pong")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--measure", action="store_true", help="run the measuring commands first (takes a while on a CPU)")
+    p.add_argument("--worlds", nargs="+", default=list(WORLDS), help="worlds to measure and list")
+    p.add_argument("--runs", default="runs/bench", help="folder of the measurements")
+    p.add_argument("--out", default="BENCHMARKS.md", help="the markdown file to write")
+    p.add_argument("--windows", type=int, default=256, help="evaluation windows per world")
+    return p.parse_args(argv)
+
+
+def run(cmd: list[str]) -> bool:
+    """Run one measuring command, echoing it; a failure is reported and the rest goes on."""
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run([sys.executable, "-m", *cmd])
+    if proc.returncode != 0:
+        print(f"warning: {' '.join(cmd[:1])} failed with exit code {proc.returncode}; its numbers are left out", flush=True)
+    return proc.returncode == 0
+
+
+def measure(args: argparse.Namespace) -> None:
+    runs = Path(args.runs)
+    for world in args.worlds:
+        ckpt, held_out = Path(f"checkpoints/{world}.pt"), Path(f"data/{world}_heldout")
+        if not ckpt.is_file():
+            print(f"skip {world}: {ckpt} does not exist")
+            continue
+        if held_out.is_dir():
+            cmd = ["train.evaluate", "--checkpoint", str(ckpt), "--data", str(held_out), "--windows", str(args.windows)]
+            for flag, path in (
+                ("--baseline", f"checkpoints/baselines/{world}_pixel_film.pt"),
+                ("--idm", f"checkpoints/baselines/{world}_idm.pt"),
+            ):
+                cmd += [flag, path] if Path(path).is_file() else []
+            run([*cmd, "--out", str(runs / world / "eval")])
+        else:
+            print(f"skip evaluating {world}: {held_out} does not exist (its command is in checkpoints/{world}.md)")
+        run(["live.bench", "--checkpoint", str(ckpt), "--out", str(runs / world / "live.json")])
+    run(["train.bench", "--out", str(runs / "train.json")])
+    run(["preprocess.bench", "--out", str(runs / "data.json")])
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def demote(markdown: str) -> str:
+    """One heading level down, so a report section nests under a world's heading."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())
+
+
+def headline_row(world: str, ev: dict | None, live: dict | None) -> list[str]:
+    cells = [world]
+    if ev:
+        g = ev["metrics"]["model"]["gray84"]["psnr"]
+        base = ev["metrics"].get("pixel_film", {}).get("gray84", {}).get("psnr")
+        copy = ev["metrics"]["copy_last"]["gray84"]["psnr"]
+        h8 = min(8, ev["horizon"]) - 1
+        cells += [f"{g[0]:.2f}", f"{g[-1]:.2f}", f"{np.mean(g):.2f}", f"{np.mean(copy):.2f}"]
+        cells += [f"{np.mean(base):.2f}" if base else "—", f"{ev['delta_psnr']['gray84'][h8]:+.2f}"]
+        st = ev.get("stability") or {}
+        cells.append(", ".join(f"{p} {j['verdict']}" for p, j in st.get("policies", {}).items()) or "—")
+    else:
+        cells += ["—"] * 7
+    if live:
+        t = live["step_decode_ms"]
+        cells.append(f"{t['p50']:.1f} / {t['p99']:.1f}")
+    else:
+        cells.append("—")
+    return cells
+
+
+def table(head: list[str], body: list[list[str]]) -> str:
+    rows = [head, ["---"] * len(head), *body]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def world_section(world: str, ev: dict | None, live: dict | None, runs: Path) -> str:
+    parts = [f"## {world}", ""]
+    card = Path(f"checkpoints/{world}.md")
+    parts.append(f"Model card: [{card}]({card})." if card.is_file() else f"No shipped checkpoint yet (`checkpoints/{world}.pt`).")
+    if ev:
+        parts += [
+            "",
+            f"Evaluation: `{runs / world / 'eval' / 'report.md'}` (checkpoint `{ev['checkpoint']}`, data `{ev['data']}`).",
+            "",
+        ]
+        sections = [headline_section, controllability_section, action_following_section, world_checks_section, stability_section]
+        parts += [demote(s(ev)) + "\n" for s in sections]
+    else:
+        parts += ["", f"Not evaluated: needs `checkpoints/{world}.pt` and `data/{world}_heldout` (commands in the model card)."]
+    if live:
+        t, lat = live["step_decode_ms"], live["latency_frames"]
+        parts += [
+            "",
+            "### Live play",
+            "",
+            table(
+                ["step + decode p50", "p99", "latency (frames) p50 / max", "display fps", "load average"],
+                [
+                    [
+                        f"{t['p50']:.1f} ms",
+                        f"{t['p99']:.1f} ms",
+                        f"{lat['p50']:.0f} / {lat['max']:.0f}",
+                        f"{live['display_fps']:.1f} of {live['target_fps']:.0f}",
+                        f"{live['machine'].get('load_average_1min', 0):.1f}",
+                    ]
+                ],
+            ),  # fmt: skip
+        ]
+    return "\n".join(parts)
+
+
+def throughput_section(train: dict | None, data: dict | None) -> str:
+    parts = ["## Training throughput", ""]
+    if train:
+        tr, peak, inf = train["train"], train["peak"], train["inference"]
+        s = train["settings"]
+        parts.append(
+            table(
+                [
+                    "device",
+                    "batch x seq",
+                    "step",
+                    "frames/s",
+                    "GFLOP/step",
+                    "achieved GFLOP/s",
+                    "MFU (matmul peak)",
+                    "MFU (conv peak)",
+                ],
+                [
+                    [
+                        train["machine"]["device"],
+                        f"{s['batch']} x {s['seq_len']}",
+                        f"{tr['step_s'] * 1000:.0f} ms",
+                        f"{tr['frames_per_s']:.0f}",
+                        f"{tr['flops_per_step'] / 1e9:.1f}",
+                        f"{tr['gflops']:.0f}",
+                        f"{tr['mfu_matmul']:.0%} of {peak['matmul_gflops']:.0f}",
+                        f"{tr['mfu_conv']:.0%} of {peak['conv_gflops']:.0f}",
+                    ]
+                ],
+            )  # fmt: skip
+        )
+        parts += [
+            "",
+            f"Inference: {inf['frame_ms']:.1f} ms per frame ({inf['frames_per_s']:.0f} frames/s). Command: `python -m train.bench`.",
+        ]
+    else:
+        parts.append("Not measured: `python -m train.bench --out runs/bench/train.json`.")
+    parts += ["", "## Data generation", ""]
+    if data:
+        body = [[r["world"], str(r["workers"]), str(r["num_envs"]), f"{r['raw_fps']:,}", f"{r['e2e_fps']:,}", f"{r['ratio_per_worker']:.2f}"]
+                for r in data["results"]]  # fmt: skip
+        parts.append(
+            table(["world", "workers", "envs/worker", "raw env frames/s", "end-to-end frames/s", "per worker / raw"], body)
+        )
+        parts += ["", "Command: `python -m preprocess.bench`."]
+    else:
+        parts.append("Not measured: `python -m preprocess.bench --out runs/bench/data.json`.")
+    return "\n".join(parts)
+
+
+def render(worlds: list[str], runs: Path) -> str:
+    evals = {w: read_json(runs / w / "eval" / "results.json") for w in worlds}
+    lives = {w: read_json(runs / w / "live.json") for w in worlds}
+    head = [
+        "world",
+        "PSNR@1",
+        "PSNR@32",
+        "mean PSNR",
+        "copy-last mean",
+        "pixel FiLM mean",
+        "ΔPSNR@8",
+        "stability",
+        "live p50 / p99 (ms)",
+    ]
+    intro = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m train.benchmarks` on {time.strftime('%Y-%m-%d')} ({platform.machine()}, "
+        f"{platform.python_version()}); `make bench` measures again and rewrites this file.",
+        "Quality numbers are open-loop rollouts on held-out data, grayscale 84x84 protocol (DESIGN.md), "
+        "K=4 seed frames, 32 steps of the recorded actions. Published pixel world model (CoinRun): mean PSNR 23.95 dB, PSNR@32 26.34 dB.",
+        "",
+        table(head, [headline_row(w, evals[w], lives[w]) for w in worlds]),
+    ]
+    sections = [world_section(w, evals[w], lives[w], runs) for w in worlds]
+    return (
+        "\n\n".join(
+            ["\n".join(intro), *sections, throughput_section(read_json(runs / "train.json"), read_json(runs / "data.json"))]
+        )
+        + "\n"
+    )
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.measure:
+        measure(args)
+    write_text(Path(args.out), render(args.worlds, Path(args.runs)))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
