@@ -148,7 +148,8 @@ def action_response_grid(
     Row 0 holds the neutral action ("noop"); then one row per control group of
     `isolated_groups(spec)`, holding the group's first action (the first key, or the
     first camera bin) for `steps` greedy steps. Each row starts with the last seed
-    frame, so a row has steps + 1 frames. Returns (uint8 image (H', W', 3), row labels).
+    frame, so a row has steps + 1 frames. Returns (uint8 image (H', W', 3) with each row's
+    label drawn at its left, row labels).
     """
     groups = isolated_groups(spec)
     labels = ["noop", *groups]
@@ -161,7 +162,7 @@ def action_response_grid(
     with _inference(model, tokenizer):
         pred = rollout_tokens(model, seeds, seed_acts, actions)
         frames = to_uint8(_decode(tokenizer, torch.cat([seeds[:, -1:], pred], 1)))  # (R, steps + 1, H, W, 3)
-    return image_grid(list(frames)), labels
+    return image_grid(list(frames), labels=labels), labels
 
 
 def prediction_stats(logits: torch.Tensor) -> dict[str, float]:

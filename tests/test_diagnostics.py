@@ -110,15 +110,18 @@ def test_action_response_grid_has_one_labelled_row_per_group(first_person):
     tokens, actions = seeds(spec)
     rows = 1 + len(GROUPS[first_person])
     image, labels = action_response_grid(model, tokenizer, tokens, actions, spec, steps=4)
-    assert image.dtype == np.uint8 and image.shape == grid_shape(rows, 4 + 1)
+    margin = image.shape[1] - grid_shape(rows, 4 + 1)[1]  # the row labels are drawn in a margin at the left
+    assert image.dtype == np.uint8 and image.shape == (grid_shape(rows, 4 + 1)[0], grid_shape(rows, 4 + 1)[1] + margin, 3)
     assert labels == ["noop", *GROUPS[first_person]]
+    assert margin > 0 and all((s[:, :margin] < 128).any() for s in grid_rows(image, rows))  # dark text in every row
+    image = image[:, margin:]
     strips = grid_rows(image, rows)
     assert all(np.array_equal(s, strips[0]) for s in strips)  # actions have no effect yet: every row the same
 
     randomise_films(model)
     model.train()
     image, _ = action_response_grid(model, tokenizer, tokens, actions, spec, steps=4)
-    strips = grid_rows(image, rows)
+    strips = grid_rows(image[:, margin:], rows)
     assert all(np.array_equal(s[:, : FRAME + PAD], strips[0][:, : FRAME + PAD]) for s in strips)  # same start frame
     assert any(not np.array_equal(s, strips[0]) for s in strips[1:])
     assert model.training
