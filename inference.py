@@ -31,7 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="world checkpoint (.pt)")
     p.add_argument("--seed-frames", required=True, help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder")
-    p.add_argument("--actions", required=True, help=".npy, .json or .csv of future actions (N,) or (B,N)")
+    p.add_argument(
+        "--actions",
+        required=True,
+        help=".npy, .json or .csv of future actions (N,) or (B,N); first person (N,10) or (B,N,10), csv one step per row",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, default=None, help="frames to generate (default: all actions)")
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling")
@@ -65,7 +69,9 @@ def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray
     if seed_actions.shape != (b, k - 1, *one):
         want = (b, k - 1, *one) if batched else (k - 1, *one)
         raise OchreError(f"{args.seed_frames}: 'actions' must have shape {want}, got {seed_actions.shape}")
-    actions = wm.action_spec.validate(load_actions(args.actions), args.actions)
+    actions = wm.action_spec.validate(
+        load_actions(args.actions, wm.action_spec.shape[0] if wm.action_spec.shape else 0), args.actions
+    )
     if actions.ndim == 1 + len(one):
         actions = np.broadcast_to(actions, (b, *actions.shape))
     if actions.ndim != 2 + len(one) or actions.shape[0] != b:

@@ -3,7 +3,9 @@
 Seed frames: .npz (`frames` (K,H,W,3) or (B,K,H,W,3) uint8, optional `actions`),
 .mp4 (all frames are the seed), or a folder of PNGs (sorted by name).
 Actions: .npy (N,) / (B,N); .json (a list, or a list of lists); .csv (one action
-per row; several columns = a batch, one column per sequence).
+per row; for discrete worlds several columns = a batch, one column per sequence; for
+factored worlds such as first person, one step per row with one column per action
+component, e.g. `yaw_bin,pitch_bin,forward,...`, and a single sequence).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def load_seed(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     raise OchreError(f"{path}: unsupported seed file type '{path.suffix}' (use .npz, .mp4 or a folder of PNGs)")
 
 
-def load_actions(path: str | Path) -> np.ndarray:
-    """-> actions (N,) or (B, N)."""
+def load_actions(path: str | Path, components: int = 0) -> np.ndarray:
+    """-> actions (N,) or (B, N) for discrete worlds; (N, C) or (B, N, C) when one action has `components` > 0 parts."""
     path = Path(path)
     if not path.is_file():
         raise OchreError(f"{path}: actions file not found")
@@ -63,6 +65,12 @@ def load_actions(path: str | Path) -> np.ndarray:
             if rows and not _is_number(rows[0][0]):
                 rows = rows[1:]  # header
             arr = np.asarray([[float(v) for v in r] for r in rows])
+            if components:
+                if arr.ndim != 2 or arr.shape[1] != components:
+                    raise OchreError(
+                        f"{path}: each row must hold the {components} components of one action, got {arr.shape[-1]} columns"
+                    )
+                return arr
             return arr[:, 0] if arr.shape[1] == 1 else arr.T
     except OchreError:
         raise

@@ -222,3 +222,15 @@ def test_inference_unreadable_seed_video_is_one_line(tiny_world, seed_files, tmp
     proc = run_module("inference.py", "--checkpoint", str(tiny_world["world"]), "--seed-frames", str(bad),
                       "--actions", str(seed_files / "actions.json"), "--out", str(tmp_path / "o"), check=False)  # fmt: skip
     assert proc.returncode == 2 and "broken.mp4" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_actions_csv_reads_one_step_per_row_for_factored_worlds(tmp_path):
+    from ochre.errors import OchreError
+    from ochre.inputs import load_actions
+
+    path = tmp_path / "actions.csv"
+    path.write_text("yaw_bin,pitch_bin,forward\n4,5,1\n0,5,0\n")
+    assert load_actions(path, components=3).tolist() == [[4, 5, 1], [0, 5, 0]]
+    assert load_actions(path).tolist() == [[4, 0], [5, 5], [1, 0]]  # discrete: one column per sequence
+    with pytest.raises(OchreError, match="must hold the 10 components of one action, got 3 columns"):
+        load_actions(path, components=10)
