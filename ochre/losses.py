@@ -221,3 +221,16 @@ def adaptive_weight(
     adv_grad = torch.autograd.grad(adv_loss, last_layer_weight, retain_graph=True)[0]
     weight = rec_grad.norm() / (adv_grad.norm() + 1e-4)
     return weight.clamp(0.0, max_weight).detach()
+
+
+def detail_weights(x: torch.Tensor, weight: float, tau: float) -> torch.Tensor:
+    """Per-pixel loss weights (B, 1, H, W) with mean 1 per frame: 1 + weight where a pixel's colour differs from its
+    frame's median colour by more than tau in some channel (x in [-1, 1]), 1 elsewhere.
+
+    Small sprites on a plain background (Pong's ball is about one pixel at 64x64) add almost nothing to a mean
+    reconstruction loss and vanish from the codes; this weighting makes them count. weight = 0 gives all ones.
+    """
+    median = x.flatten(2).median(-1).values[:, :, None, None]
+    detail = ((x - median).abs().amax(1, keepdim=True) > tau).float()
+    w = 1 + weight * detail
+    return w / w.mean((2, 3), keepdim=True)

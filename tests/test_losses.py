@@ -148,3 +148,14 @@ def test_adaptive_weight_is_gradient_norm_ratio():
     (rec + weight * adv).backward()  # both graphs survive for the real backward pass
     assert torch.allclose(last.grad, torch.full_like(last, 6.0))
     assert adaptive_weight(last.sum(), 0.0 * last.sum(), last, max_weight=100.0).item() == 100.0
+
+
+def test_detail_weights_by_hand():
+    """A 1x4 frame: three background pixels and one bright pixel; weight 9 -> raw (1, 1, 1, 10), mean 13/4."""
+    from ochre.losses import detail_weights
+
+    x = torch.tensor([-1.0, -1.0, -1.0, 1.0]).view(1, 1, 1, 4).expand(1, 3, 1, 4)
+    w = detail_weights(x, weight=9.0, tau=0.2)
+    assert w.shape == (1, 1, 1, 4)
+    assert torch.allclose(w.flatten(), torch.tensor([1.0, 1.0, 1.0, 10.0]) / (13 / 4))
+    assert torch.equal(detail_weights(x, weight=0.0, tau=0.2), torch.ones(1, 1, 1, 4))

@@ -3,7 +3,7 @@
     cfg = load_config(TokenizerTrainConfig, "configs/coinrun/vqvae.yaml", overrides)
     train_tokenizer(cfg)
 
-Loss = l1 * L1 + mse * MSE + quant * commitment (VQ) + lpips * LPIPS
+Loss = l1 * L1 + mse * MSE (optionally detail-weighted, `ochre.losses.detail_weights`) + quant * commitment (VQ) + lpips * LPIPS
        + adv * PatchGAN hinge (from `adv_start` on, after a plain-reconstruction warm-up).
 
 LPIPS needs its ImageNet backbone weights on disk; without them the run says once
@@ -27,7 +27,15 @@ from ochre.data.store import EpisodeDataset
 from ochre.data.windows import WindowSampler
 from ochre.errors import OchreError
 from ochre.frames import to_model
-from ochre.losses import LPIPSLoss, PatchDiscriminator, adversarial_weight, generator_adv_loss, hinge_d_loss, load_lpips
+from ochre.losses import (
+    LPIPSLoss,
+    PatchDiscriminator,
+    adversarial_weight,
+    detail_weights,
+    generator_adv_loss,
+    hinge_d_loss,
+    load_lpips,
+)
 from ochre.metrics import codebook_usage, psnr
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig, TokenizerOutput
 from ochre.tokenizer_eval import evaluate_reconstruction
@@ -50,6 +58,8 @@ from ochre.training.state import load_train_state, save_train_state
 class TokenizerLoopConfig(LoopConfig):
     l1_weight: float = 1.0  # L1 reconstruction
     mse_weight: float = 1.0  # MSE reconstruction
+    detail_weight: float = 0.0  # pixels far from their frame's median colour weigh 1 + this in L1/MSE (0 = plain means)
+    detail_tau: float = 0.2  # "far": more than this in some channel, frames in [-1, 1]
     quant_weight: float = 1.0  # VQ commitment loss (its beta is model.vq_commitment); FSQ has none
     lpips_weight: float = 0.1  # perceptual term (0 = off)
     lpips_net: Literal["alex", "vgg"] = "alex"  # LPIPS backbone
@@ -96,7 +106,11 @@ def generator_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The tokenizer's loss on one batch x (B, 3, H, W) in [-1, 1]."""
     recon = out.recon.float()
-    l1, l2 = F.l1_loss(recon, x), F.mse_loss(recon, x)
+    if cfg.detail_weight > 0:
+        w = detail_weights(x, cfg.detail_weight, cfg.detail_tau)
+        l1, l2 = (w * (recon - x).abs()).mean(), (w * (recon - x).pow(2)).mean()
+    else:
+        l1, l2 = F.l1_loss(recon, x), F.mse_loss(recon, x)
     loss = cfg.l1_weight * l1 + cfg.mse_weight * l2 + cfg.quant_weight * out.quant_loss
     logs = {"l1": l1.item(), "mse": l2.item(), "quant": float(out.quant_loss)}
     if critics.lpips is not None:
