@@ -81,7 +81,16 @@ def conv_peak(shape: tuple[int, int, int, int], dtype: torch.dtype, device: torc
 
 def coinrun_preset(memory: int, idm_span: int) -> DynamicsConfig:
     """configs/coinrun/dynamics.yaml with the sizes it takes from the CoinRun tokenizer and action set."""
-    return DynamicsConfig(1000, [16, 16], 15, embed_dim=64, hidden_dim=96, layers=2, memory=memory, idm_span=idm_span)
+    return DynamicsConfig(
+        codebook_size=1000,
+        token_grid=[16, 16],
+        num_actions=15,
+        embed_dim=64,
+        hidden_dim=96,
+        layers=2,
+        memory=memory,
+        idm_span=idm_span,
+    )
 
 
 def random_batch(cfg: DynamicsConfig, batch: int, seq_len: int, device: torch.device) -> Batch:

@@ -33,7 +33,6 @@ from torch import nn
 
 @dataclass
 class DynamicsConfig:
-    type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
     codebook_size: int = 1000  # must equal the tokenizer's (checked when training starts)
     token_grid: list[int] = field(default_factory=lambda: [16, 16])  # (h, w) of token grids
     num_actions: int = 15  # discrete worlds: size of the action set
@@ -47,6 +46,7 @@ class DynamicsConfig:
     memory_pool: int = 2  # each buffered state is pooled to memory_pool x memory_pool positions
     memory_heads: int = 4  # attention heads
     idm_span: int = 0  # inverse-dynamics head for spans of 1..idm_span steps (0 = off)
+    type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
 
     def __post_init__(self) -> None:
         if any(s % 2 for s in self.token_grid):
