@@ -22,17 +22,22 @@ from ochre.errors import OchreError
 LEFT_CLICK = 1
 KEY_LOOK_DEG = 4.0  # degrees an arrow key turns the camera per frame (play without a mouse)
 
-# Procgen: arrows or WASD move, space also jumps; 1-6 press the game's extra buttons (procgen ids 9-14).
-PROCGEN_KEYS: dict[int, str] = {
+# Arrows or WASD move in every flat (non-first-person) world.
+MOVE_KEYS: dict[int, str] = {
     pygame.K_LEFT: "left",
     pygame.K_a: "left",
     pygame.K_RIGHT: "right",
     pygame.K_d: "right",
     pygame.K_UP: "up",
     pygame.K_w: "up",
-    pygame.K_SPACE: "up",
     pygame.K_DOWN: "down",
     pygame.K_s: "down",
+}
+
+# Procgen: space also jumps; 1-6 press the game's extra buttons (procgen ids 9-14).
+PROCGEN_KEYS: dict[int, str] = {
+    **MOVE_KEYS,
+    pygame.K_SPACE: "up",
     pygame.K_1: "d",
     pygame.K_2: "a",
     pygame.K_3: "w",
@@ -41,20 +46,8 @@ PROCGEN_KEYS: dict[int, str] = {
     pygame.K_6: "e",
 }
 
-# Atari (ALE minimal action sets): arrows or WASD move, space / Ctrl / left click fire.
-ATARI_KEYS: dict[int, str] = {
-    pygame.K_LEFT: "left",
-    pygame.K_a: "left",
-    pygame.K_RIGHT: "right",
-    pygame.K_d: "right",
-    pygame.K_UP: "up",
-    pygame.K_w: "up",
-    pygame.K_DOWN: "down",
-    pygame.K_s: "down",
-    pygame.K_SPACE: "fire",
-    pygame.K_LCTRL: "fire",
-    pygame.K_RCTRL: "fire",
-}
+# Atari (ALE minimal action sets): space / Ctrl / left click fire.
+ATARI_KEYS: dict[int, str] = {**MOVE_KEYS, pygame.K_SPACE: "fire", pygame.K_LCTRL: "fire", pygame.K_RCTRL: "fire"}
 ATARI_CONTROLS = frozenset({"up", "down", "left", "right", "fire"})
 
 # First person: WASD move, space jumps, left click attacks, Ctrl sprints, Shift sneaks

@@ -22,11 +22,13 @@ import numpy as np
 import pygame
 
 from live.bindings import Bindings, describe_action
-from live.ghost import Ghost, psnr
+from live.ghost import Ghost
 from live.recording import new_path, write_recording
 from live.session import Session, StepTiming
 from live.timing import FrameTiming, Latency
 from live.worker import Worker
+from ochre.frames import to_unit
+from ochre.metrics import psnr
 
 TEMPERATURE_FACTOR = 1.25
 TEMPERATURE_RANGE = (0.05, 5.0)
@@ -210,7 +212,7 @@ class PlayController:
     # -- jobs, run on the worker thread --------------------------------------
     def _snapshot(self, action: np.ndarray | None = None, timing: StepTiming | None = None) -> Shown:
         real = self.ghost.frame if self.ghost else None
-        score = psnr(real, self.session.frame) if real is not None else None
+        score = psnr(to_unit(real), to_unit(self.session.frame)) if real is not None else None
         return Shown(self.session.frame, real, self.session.steps, action, timing, score)
 
     def _step(self, action: np.ndarray) -> Shown:

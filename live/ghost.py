@@ -90,9 +90,3 @@ class Ghost:
 
     def close(self) -> None:
         self.env.close()
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 frames (values in [0, 1]); 100 for identical frames."""
-    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)) / 255.0**2
-    return 100.0 if mse == 0 else float(10 * np.log10(1.0 / mse))

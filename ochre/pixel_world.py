@@ -40,7 +40,7 @@ class PixelWorld:
         payload = load_checkpoint(path, "ochre-pixel-world")
         model = PixelFiLM(from_dict(PixelFiLMConfig, payload["model"]["config"]))
         model.load_state_dict(payload["model"]["state_dict"])
-        info = {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload}
+        info = {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload} | {"path": str(path)}
         return cls(model, action_spec_from_dict(payload["action_schema"]), resolve_device(device), info)
 
     @torch.inference_mode()

@@ -28,6 +28,20 @@ def run_module(*args: str, check: bool = True, timeout: int = 300) -> subprocess
     return proc
 
 
+def tiny_doom_world(tmp_path: Path, frames: int, *dynamics_overrides: str) -> tuple[Path, Path]:
+    """Real ViZDoom frames -> tiny VQ tokenizer -> tiny dynamics, through the entry points; returns (data, world.pt)."""
+    data, runs, tokens = tmp_path / "doom", tmp_path / "runs", tmp_path / "tokens"
+    run_module("preprocess.generate", "--world", "doom", "--frames", str(frames), "--shard-frames", str(frames // 2),
+               "--env", "episode_timeout=200", "--out", str(data), "--quiet")  # fmt: skip
+    run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={data}", f"run.dir={runs}", "run.name=vq",
+               "data.val_every=4", "model.quantizer=vq", "model.vq_codes=64", "model.vq_dim=8")  # fmt: skip
+    run_module("vqvae.tokenize", "--tokenizer", str(runs / "vq/checkpoints/tokenizer.pt"), "--data", str(data),
+               "--out", str(tokens), "--device", "cpu")  # fmt: skip
+    run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={tokens}", f"run.dir={runs}",
+               "run.name=dyn", "data.val_every=4", "run.world=doom", *dynamics_overrides)  # fmt: skip
+    return data, runs / "dyn" / "checkpoints" / "world.pt"
+
+
 @pytest.fixture(scope="session")
 def frames_dataset(tmp_path_factory) -> Path:
     """A few hundred real CoinRun frames, made with the real entry point."""

@@ -5,25 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import run_module
+from tests.conftest import run_module, tiny_doom_world
 
 pytest.importorskip("vizdoom")
 
 
 @pytest.mark.slow
 def test_doom_world_trains_and_plays(tmp_path):
-    data, runs = tmp_path / "doom", tmp_path / "runs"
-    run_module("preprocess.generate", "--world", "doom", "--frames", "240", "--shard-frames", "120",
-               "--env", "episode_timeout=200", "--out", str(data), "--quiet")  # fmt: skip
-    run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={data}", f"run.dir={runs}", "run.name=vq",
-               "data.val_every=4", "model.quantizer=vq", "model.vq_codes=64", "model.vq_dim=8")  # fmt: skip
-    tokens = tmp_path / "tokens"
-    run_module("vqvae.tokenize", "--tokenizer", str(runs / "vq/checkpoints/tokenizer.pt"), "--data", str(data),
-               "--out", str(tokens), "--device", "cpu")  # fmt: skip
-    run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={tokens}", f"run.dir={runs}",
-               "run.name=dyn", "data.val_every=4", "run.world=doom", "model.memory=4", "model.idm_span=2",
-               "train.idm_weight=0.5", "train.idm_pred_weight=0.1", "train.pixel_weight=1", "train.feedback=gumbel")  # fmt: skip
-    world = runs / "dyn" / "checkpoints" / "world.pt"
+    data, world = tiny_doom_world(tmp_path, 240, "model.memory=4", "model.idm_span=2", "train.idm_weight=0.5",
+                                  "train.idm_pred_weight=0.1", "train.pixel_weight=1", "train.feedback=gumbel")  # fmt: skip
 
     from ochre import WorldModel
     from ochre.data.store import EpisodeDataset
@@ -39,5 +29,5 @@ def test_doom_world_trains_and_plays(tmp_path):
     run_module("inference.py", "--checkpoint", str(world), "--seed-frames", str(tmp_path / "seed.npz"),
                "--actions", str(tmp_path / "actions.json"), "--out", str(tmp_path / "inf"))  # fmt: skip
     assert np.load(tmp_path / "inf" / "frames.npz")["frames"].shape == (6, 64, 64, 3)
-    metrics = (runs / "dyn" / "metrics.csv").read_text()
+    metrics = (world.parents[1] / "metrics.csv").read_text()
     assert "train/idm_acc" in metrics and "grad_norm/film" in metrics and "val/ar_gap" in metrics

@@ -31,7 +31,7 @@ from ochre.world_checks import (
     sequence_shift,
     turn_degrees,
 )
-from tests.conftest import run_module
+from tests.conftest import run_module, tiny_doom_world
 from tests.test_report import fake_results
 from train.evaluate import world_checks_line
 
@@ -366,18 +366,9 @@ def test_full_report_places_the_section_and_the_console_line():
 def test_evaluate_runs_the_camera_check_on_a_tiny_first_person_world(tmp_path):
     """About 20 s: real ViZDoom frames -> tiny tokenizer -> tiny dynamics -> train.evaluate with the real game beside it."""
     pytest.importorskip("vizdoom")
-    data, runs = tmp_path / "doom", tmp_path / "runs"
-    run_module("preprocess.generate", "--world", "doom", "--frames", "160", "--shard-frames", "80",
-               "--env", "episode_timeout=200", "--out", str(data), "--quiet")  # fmt: skip
-    run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={data}", f"run.dir={runs}", "run.name=vq",
-               "data.val_every=4", "model.quantizer=vq", "model.vq_codes=64", "model.vq_dim=8")  # fmt: skip
-    tokens = tmp_path / "tokens"
-    run_module("vqvae.tokenize", "--tokenizer", str(runs / "vq/checkpoints/tokenizer.pt"), "--data", str(data),
-               "--out", str(tokens), "--device", "cpu")  # fmt: skip
-    run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={tokens}", f"run.dir={runs}",
-               "run.name=dyn", "data.val_every=4", "run.world=doom")  # fmt: skip
+    data, world = tiny_doom_world(tmp_path, 160)
     out = tmp_path / "eval"
-    proc = run_module("train.evaluate", "--checkpoint", str(runs / "dyn/checkpoints/world.pt"), "--data", str(data),
+    proc = run_module("train.evaluate", "--checkpoint", str(world), "--data", str(data),
                       "--windows", "4", "--batch", "2", "--horizon", "4", "--stability-steps", "0",
                       "--real-game-episodes", "2", "--out", str(out), "--device", "cpu")  # fmt: skip
     assert "world checks: camera yaw/pitch correct: model" in proc.stdout and "real game" in proc.stdout

@@ -172,7 +172,7 @@ def run_stability(wm: WorldModel, ev: Evaluation, steps: int, seed: int, out: Pa
     return part, videos
 
 
-def obtain_baselines(args: argparse.Namespace, wm: WorldModel, out: Path) -> dict[str, Predictor]:
+def obtain_baselines(args: argparse.Namespace, wm: WorldModel, out: Path) -> dict[str, PixelWorld]:
     """The pixel FiLM baseline from --baseline, or trained now on --train-baseline into OUT/baseline/."""
     if args.baseline and args.train_baseline:
         raise OchreError("pass --baseline FILE (a trained baseline) or --train-baseline DIR (train one now), not both")
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     ev = evaluate_world(wm, data, settings, lpips=lpips, keep=SAMPLE_WINDOWS, baselines=baselines)
     rows = summary_rows(ev.stats)
     meta = {"world": wm.info.get("world", "world"), "checkpoint": args.checkpoint, "data": args.data, "settings": vars(settings)}
-    meta["baselines"] = {name: args.baseline or str(out / "baseline" / "checkpoints" / "pixel_world.pt") for name in baselines}
+    meta["baselines"] = {name: baseline.info["path"] for name, baseline in baselines.items()}
     write_flat_outputs(out, rows, flat_summary(rows, meta, args.horizon))
     results = build_results(rows, meta | {"lpips": {"available": lpips is not None, "note": lpips_note}})
     scale = max(1, VIDEO_SIZE // max(wm.frame_shape[:2]))
