@@ -1,5 +1,7 @@
-# Ochre: `make play` to play the shipped CoinRun world, `make test` to run the tests.
+# Ochre: `make play` to play the shipped CoinRun world (`make play WORLD=doom` or `WORLD=pong` for the
+# others), `make test` to run the tests.
 PYTHON ?= python3.11
+WORLD  ?= coinrun
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
@@ -15,10 +17,10 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed
 
 play: venv
-	$(PY) -m live.play --checkpoint checkpoints/coinrun.pt
+	$(PY) -m live.play --checkpoint checkpoints/$(WORLD).pt
 
 play-headless: venv
-	$(PY) -m live.play --checkpoint checkpoints/coinrun.pt --headless --frames 300 --out runs/play
+	$(PY) -m live.play --checkpoint checkpoints/$(WORLD).pt --headless --frames 300 --out runs/play
 
 test: venv
 	$(PY) -m pytest
@@ -33,7 +35,7 @@ bench-tokenizer: venv
 	$(PY) -m vqvae.bench --tokenizer checkpoints/coinrun.pt --batch 64
 
 bench-live: venv
-	$(PY) -m live.bench --checkpoint checkpoints/coinrun.pt --out runs/bench_live.json
+	$(PY) -m live.bench --checkpoint checkpoints/$(WORLD).pt --out runs/bench/$(WORLD)/live.json
 
 # Every shipped world's quality, controllability, stability and live frame times, training
 # throughput and data rate, measured again and written to BENCHMARKS.md (long on a CPU).

@@ -49,6 +49,11 @@ PROCGEN_KEYS: dict[int, str] = {
 # Atari (ALE minimal action sets): space / Ctrl / left click fire.
 ATARI_KEYS: dict[int, str] = {**MOVE_KEYS, pygame.K_SPACE: "fire", pygame.K_LCTRL: "fire", pygame.K_RCTRL: "fire"}
 ATARI_CONTROLS = frozenset({"up", "down", "left", "right", "fire"})
+# Games whose paddle moves across what ALE calls left/right: the screen's direction keys too.
+# In Pong "right" moves the player's paddle up and "left" moves it down.
+ATARI_GAME_KEYS: dict[str, dict[int, str]] = {
+    "atari:ALE/Pong-v5": {pygame.K_UP: "right", pygame.K_w: "right", pygame.K_DOWN: "left", pygame.K_s: "left"},
+}
 
 # First person: WASD move, space jumps, left click attacks, Ctrl sprints, Shift sneaks
 # (as ochre.actions.FIRST_PERSON_KEYS documents for the importers); the mouse looks.
@@ -153,7 +158,7 @@ def bindings_for(spec: ActionSpec) -> Bindings:
     if spec.name == "procgen":
         return Bindings(spec.name, PROCGEN_KEYS, discrete_encoder(spec))
     if set(spec.control_names) <= ATARI_CONTROLS:
-        keys = {k: c for k, c in ATARI_KEYS.items() if c in spec.control_names}
+        keys = {k: c for k, c in ATARI_KEYS.items() if c in spec.control_names} | ATARI_GAME_KEYS.get(spec.name, {})
         buttons = {LEFT_CLICK: "fire"} if "fire" in spec.control_names else {}
         return Bindings(spec.name, keys, discrete_encoder(spec), buttons)
     raise OchreError(

@@ -176,12 +176,21 @@ def stability_section(results: dict[str, Any]) -> str:
     ]
     start, end = next(iter(st["policies"].values()))["window"]
     collapsed = [p for p, j in st["policies"].items() if j["collapsed"]]
+    floors = ""
+    if th := st.get("thresholds"):
+        floors = (
+            f" Floors: blur below pixel std {th['min_pixel_std']} or code ratio {th['min_code_ratio']}; frozen when every "
+            f"change stays below {th['min_change']:.4g}"
+        )
+        if st.get("real_window_change") is not None:
+            floors += f" (the held-out data's slow 20-frame windows peak at {st['real_window_change']:.4f})"
+        floors += "."
     return "\n".join(
         [
             "## Long-horizon stability",
             "",
             f"{st['steps']} open-loop steps per policy from the first held-out window's seed frames, judged on steps {start + 1}-{end} "
-            "(`ochre.stability`: blur and frozen are collapses; static is a still world with nothing pressed).",
+            "(`ochre.stability`: blur and frozen are collapses; static is a still world with nothing pressed)." + floors,
             "",
             _table(head, body),
             "",

@@ -49,6 +49,13 @@ each policy:
   0.0002-0.0015 per 20 steps (one token swapped for a random code moves 0.0004 at the
   median, 0.002 at most). The floor is about 3x below the slowest live window and 3x
   above that flicker.
+  Scaled to the world by `calibrate_change`: a game whose real pictures hardly move
+  (Pong: one small ball and two paddles on a still field) gets the floor
+  `REAL_CHANGE_FRACTION` x the 5th percentile of its real 20-frame windows' largest
+  change, when that is lower. Over 6 held-out Pong episodes consecutive frames differ
+  by 0.00056 at the median and the slowest 20-frame window's largest change is
+  0.0006 (5th percentile 0.0008), so 0.005 would call the real game frozen; its floor
+  becomes 0.0004. CoinRun (5th percentile >= 0.0175) and Doom keep 0.005.
 - `window` = 0.1: 100 steps of a 1,000-step rollout, more than one scripted cycle
   through procgen's 10 controls (80 steps).
 
@@ -62,7 +69,7 @@ seeded generator. All three are deterministic for a given seed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -86,6 +93,32 @@ class Thresholds:
     min_pixel_std: float = 0.03
     min_code_ratio: float = 0.5
     min_change: float = 0.005
+
+
+REAL_CHANGE_FRACTION = 0.5  # of the real data's slow-window change, for worlds whose pictures barely move
+REAL_CHANGE_CHUNK = 20  # frames per window when measuring the real data's change
+
+
+def real_window_change(episodes: list[np.ndarray], chunk: int = REAL_CHANGE_CHUNK) -> float | None:
+    """5th percentile over the real episodes' `chunk`-frame windows of the largest consecutive-frame change.
+
+    episodes: uint8 (T, H, W, 3) arrays; change is mean |frame_t - frame_{t-1}| in [0, 1] units.
+    None when no episode has `chunk` + 1 frames.
+    """
+    peaks = []
+    for frames in episodes:
+        change = np.abs(np.diff(np.asarray(frames, dtype=np.float32) / 255.0, axis=0)).mean(axis=(1, 2, 3))
+        peaks += [change[i : i + chunk].max() for i in range(0, len(change) - chunk + 1, chunk)]
+    return float(np.percentile(peaks, 5)) if peaks else None
+
+
+def calibrate_change(thresholds: Thresholds, real_change: float | None) -> Thresholds:
+    """`thresholds` with the frozen floor lowered for a world whose real pictures change less than
+    1 / REAL_CHANGE_FRACTION times it (`real_change` from `real_window_change`); never raised,
+    unchanged without a measurement."""
+    if real_change is None:
+        return thresholds
+    return replace(thresholds, min_change=min(thresholds.min_change, REAL_CHANGE_FRACTION * real_change))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from ochre.evaluation import PREDICTORS, VIEWS
@@ -135,3 +136,19 @@ def test_benchmarks_collects_worlds_and_names_what_is_missing(tmp_path):
     assert "| coinrun | 21.90 | 18.80 |" in md and "| 8.0 / 15.0 |" in md  # headline row: PSNR@1, @32 ... live
     assert "| doom | — |" in md and "Not evaluated: needs `checkpoints/doom.pt`" in md
     assert "### Headline (grayscale 84x84 protocol)" in md and "Not measured: `python -m train.bench" in md
+
+
+def test_play_gif_shows_the_seed_then_the_scripted_rollout(tmp_path, tiny_world):
+    from PIL import Image
+
+    from ochre.data.store import EpisodeDataset
+    from train.benchmarks import write_play_gif
+
+    frames, _ = EpisodeDataset(tiny_world["frames"]).rows(0, 0, 4)
+    np.savez(tmp_path / "seed.npz", frames=np.stack([frames, frames]), actions=np.zeros((2, 3), dtype=np.int64))
+    (tmp_path / "actions.json").write_text(json.dumps({"actions": [7, 7, 4, 1, 1]}))
+    write_play_gif(tiny_world["world"], tmp_path, tmp_path / "docs" / "coinrun.gif", seeds=2, scale=1)
+    gif = Image.open(tmp_path / "docs" / "coinrun.gif")
+    assert gif.n_frames == 4 + 5 and gif.size == (2 * 64, 64)  # K seed + N predicted frames, two panels
+    first = np.asarray(gif.convert("RGB"), dtype=np.float64)[:, :64]
+    assert np.abs(first - frames[0]).mean() < 8  # the first frame is the real seed (up to the GIF palette)

@@ -1,4 +1,4 @@
-"""The shipped CoinRun world loads, matches its assets, and produces moving frames."""
+"""The shipped worlds load, match their assets and cards, and produce moving frames."""
 
 from pathlib import Path
 
@@ -9,25 +9,30 @@ from ochre import WorldModel
 from ochre.inputs import load_actions, load_seed
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINT = ROOT / "checkpoints" / "coinrun.pt"
+# world -> (action schema, smallest mean change between consecutive frames under the scripted input)
+SHIPPED = {"coinrun": ("procgen", 0.5), "doom": ("first_person", 0.5), "pong": ("atari:ALE/Pong-v5", 0.05)}
 
 
-@pytest.fixture(scope="module")
-def wm():
-    return WorldModel.load(CHECKPOINT, device="cpu")
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request):
+    return request.param, WorldModel.load(ROOT / "checkpoints" / f"{request.param}.pt", device="cpu")
 
 
-def test_checkpoint_is_small_and_self_describing(wm):
-    assert CHECKPOINT.stat().st_size < 25 * 2**20
-    assert wm.info["world"] == "coinrun" and wm.frame_shape == (64, 64, 3) and wm.action_spec.name == "procgen"
-    assert wm.dynamics.cfg.codebook_size == wm.tokenizer.codebook_size
-    assert (ROOT / "checkpoints" / "coinrun.md").is_file()
+def test_checkpoint_is_small_and_self_describing(shipped):
+    world, wm = shipped
+    assert (ROOT / "checkpoints" / f"{world}.pt").stat().st_size < 25 * 2**20
+    assert wm.info["world"] == world and wm.frame_shape == (64, 64, 3) and wm.action_spec.name == SHIPPED[world][0]
+    assert wm.dynamics.cfg.codebook_size == wm.tokenizer.codebook_size  # the model is built for its tokenizer
+    card = (ROOT / "checkpoints" / f"{world}.md").read_text()
+    assert "python -m train.evaluate --checkpoint checkpoints/" + world in card  # the card names its evaluation
 
 
-def test_assets_drive_the_shipped_world(wm):
-    frames, seed_actions = load_seed(ROOT / "assets" / "coinrun" / "seed.npz")
-    actions = wm.action_spec.validate(load_actions(ROOT / "assets" / "coinrun" / "actions.json"))
-    video = wm.rollout(frames[:2], seed_actions[:2], np.broadcast_to(actions[:8], (2, 8)))
+def test_assets_drive_the_shipped_world(shipped):
+    world, wm = shipped
+    frames, seed_actions = load_seed(ROOT / "assets" / world / "seed.npz")
+    one = wm.action_spec.shape
+    actions = wm.action_spec.validate(load_actions(ROOT / "assets" / world / "actions.json", one[0] if one else 0))
+    video = wm.rollout(frames[:2], seed_actions[:2], np.broadcast_to(actions[:8], (2, 8, *one)))
     assert video.shape == (2, 8, 64, 64, 3)
     assert video.std() > 10  # an image, not a grey average
-    assert np.abs(video[:, 1:].astype(int) - video[:, :-1]).mean() > 0.5  # the world moves under "run right"
+    assert np.abs(video[:, 1:].astype(int) - video[:, :-1]).mean() > SHIPPED[world][1]  # the scripted input moves it

@@ -164,3 +164,20 @@ def test_cli_writes_outputs_and_prints_table(tiny_world, seed, tmp_path):
     assert (out / "plots" / "stability.png").stat().st_size > 0
     for policy in report["policies"]:
         assert (out / "videos" / f"{policy}.mp4").stat().st_size > 0
+
+
+def test_frozen_floor_follows_a_world_whose_real_pictures_barely_move():
+    from ochre.stability import Thresholds, calibrate_change, real_window_change
+
+    rng = np.random.default_rng(0)
+    still = np.full((41, 64, 64, 3), 100, dtype=np.uint8)
+    ball = still.copy()
+    for t in range(41):  # a 2x2 "ball" moving one pixel per frame: a tiny change every step
+        ball[t, 30:32, t % 60 : t % 60 + 2] = 255
+    busy = rng.integers(0, 256, size=(41, 64, 64, 3), dtype=np.uint8)
+    slow = real_window_change([ball])
+    assert 0 < slow < 0.005 and real_window_change([busy]) > 0.2
+    assert calibrate_change(Thresholds(), slow).min_change == pytest.approx(0.5 * slow)
+    assert calibrate_change(Thresholds(), real_window_change([busy])).min_change == Thresholds().min_change  # never raised
+    assert real_window_change([still[:20]]) is None  # too short to measure: the floor stays
+    assert calibrate_change(Thresholds(), None) == Thresholds()

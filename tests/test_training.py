@@ -195,3 +195,17 @@ def test_training_stops_after_too_many_non_finite_losses(tiny_world, tmp_path, m
                       [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_bad_steps=2"])  # fmt: skip
     with pytest.raises(OchreError, match=r"3 steps with a non-finite loss \(train.max_bad_steps=2\)"):
         dyn.train_dynamics(cfg)
+
+
+def test_changed_cells_weigh_more_in_the_cross_entropy_by_hand():
+    from ochre.training.dynamics import changed_weighted_ce
+
+    logits = torch.zeros(1, 2, 1, 2)
+    logits[0, 0, 0, 0] = 2.0  # cell 0 predicts code 0 confidently, cell 1 is a coin flip
+    previous = torch.tensor([[[0, 0]]])
+    target = torch.tensor([[[0, 1]]])  # cell 1 changed
+    ce = torch.nn.functional.cross_entropy(logits, target, reduction="none").flatten()
+    assert changed_weighted_ce(logits, target, previous, 0.0).item() == pytest.approx(ce.mean().item())
+    # weights 1 (still) and 1 + 9 = 10 (changed), normalised: (1 * ce0 + 10 * ce1) / 11
+    want = (ce[0] + 10 * ce[1]) / 11
+    assert changed_weighted_ce(logits, target, previous, 9.0).item() == pytest.approx(want.item())

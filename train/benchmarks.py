@@ -11,6 +11,8 @@ Measuring runs the project's own commands into runs/bench/:
     <world>/live.json           python -m live.bench --checkpoint checkpoints/<world>.pt
     train.json                  python -m train.bench
     data.json                   python -m preprocess.bench
+and draws docs/<world>.gif for the README: the shipped world played greedily from the first
+seeds of assets/<world>/seed.npz with the scripted actions of assets/<world>/actions.json.
 A world without a checkpoint or without held-out data is listed with the command that is missing.
 """
 
@@ -47,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", default="runs/bench", help="folder of the measurements")
     p.add_argument("--out", default="BENCHMARKS.md", help="the markdown file to write")
     p.add_argument("--windows", type=int, default=256, help="evaluation windows per world")
+    p.add_argument("--gifs", default="docs", help="folder for the README's <world>.gif (written when measuring)")
     return p.parse_args(argv)
 
 
@@ -77,8 +80,40 @@ def measure(args: argparse.Namespace) -> None:
         else:
             print(f"skip evaluating {world}: {held_out} does not exist (its command is in checkpoints/{world}.md)")
         run(["live.bench", "--checkpoint", str(ckpt), "--out", str(runs / world / "live.json")])
+        write_play_gif(ckpt, Path("assets") / world, Path(args.gifs) / f"{world}.gif")
     run(["train.bench", "--out", str(runs / "train.json")])
     run(["preprocess.bench", "--out", str(runs / "data.json")])
+
+
+def write_play_gif(checkpoint: Path, assets: Path, out: Path, seeds: int = 2, scale: int = 2) -> None:
+    """The world played from its first `seeds` seed sequences with the scripted actions, side by side.
+
+    Each panel shows the K seed frames, then the greedy open-loop prediction; written as a GIF
+    at the world's frame rate.
+    """
+    from ochre import WorldModel
+    from ochre.inputs import load_actions, load_seed
+    from ochre.io import write_video
+
+    seed_file, script = assets / "seed.npz", assets / "actions.json"
+    if not (seed_file.is_file() and script.is_file()):
+        print(f"skip {out}: needs {seed_file} and {script}")
+        return
+    wm = WorldModel.load(checkpoint)
+    frames, seed_actions = load_seed(seed_file)
+    frames = frames if frames.ndim == 5 else frames[None]
+    b = min(seeds, len(frames))
+    if seed_actions is None:
+        seed_actions = wm.action_spec.neutral((b, frames.shape[1] - 1))
+    one = wm.action_spec.shape  # one action: () for discrete ids, (10,) for first person
+    seed_actions = seed_actions if seed_actions.ndim == 2 + len(one) else seed_actions[None]
+    future = load_actions(script, components=one[0] if one else 0)
+    future = np.broadcast_to(future, (b, *future.shape)).copy()
+    pred = wm.rollout(frames[:b], seed_actions[:b], future)
+    video = np.concatenate([frames[:b], pred], axis=1)  # (b, K+N, H, W, 3)
+    video = np.concatenate(list(video), axis=2)  # panels side by side
+    write_video(out, video, fps=wm.fps, scale=scale)
+    print(f"wrote {out} ({len(video)} frames)")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

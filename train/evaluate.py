@@ -45,7 +45,7 @@ from ochre.losses import load_lpips
 from ochre.pixel_world import PixelWorld
 from ochre.report import build_results, render_markdown
 from ochre.report import label as predictor_label
-from ochre.stability import POLICIES, Thresholds, judge, stability_rollout
+from ochre.stability import POLICIES, Thresholds, calibrate_change, judge, real_window_change, stability_rollout
 from ochre.training.logger import make_run_dir
 from ochre.world_checks import PITCH_LIMITS, ball_tracking, camera_response, held_out_seeds, real_camera_response
 from train.stability import VIDEO_SIZE
@@ -154,9 +154,26 @@ def write_sample_video(path: Path, samples: dict[str, np.ndarray], fps: float, s
     write_video(path, side.reshape(-1, *side.shape[2:]), fps=fps, scale=scale)
 
 
-def run_stability(wm: WorldModel, ev: Evaluation, steps: int, seed: int, out: Path, scale: int) -> tuple[dict, dict[str, str]]:
-    """Every stability policy from the first window's seed: judgements, plot and videos; returns (results part, video links)."""
-    thresholds = Thresholds()
+def real_episodes(data: EpisodeDataset, frames: int = 4000, longest: int = 600) -> list[np.ndarray]:
+    """About `frames` real frames from the held-out data, the start of each episode up to `longest` frames."""
+    out, total = [], 0
+    for shard, start, length in data.episodes():
+        rows, _ = data.rows(shard, start, min(length, longest))
+        out.append(rows)
+        total += len(rows)
+        if total >= frames:
+            break
+    return out
+
+
+def run_stability(
+    wm: WorldModel, ev: Evaluation, data: EpisodeDataset, steps: int, seed: int, out: Path, scale: int
+) -> tuple[dict, dict[str, str]]:
+    """Every stability policy from the first window's seed: judgements, plot and videos; returns (results part, video links).
+
+    The frozen floor is scaled to how much the held-out data's own pictures move (`calibrate_change`)."""
+    real_change = real_window_change(real_episodes(data))
+    thresholds = calibrate_change(Thresholds(), real_change)
     traces = [stability_rollout(wm, ev.seed_frames, ev.seed_actions, policy, steps, seed=seed) for policy in POLICIES]
     judgements = [judge(t, thresholds) for t in traces]
     write_stability_plot(out / "plots" / "stability.png", traces, judgements, thresholds)
@@ -167,6 +184,7 @@ def run_stability(wm: WorldModel, ev: Evaluation, steps: int, seed: int, out: Pa
     part = {
         "steps": steps,
         "thresholds": vars(thresholds),
+        "real_window_change": real_change,
         "policies": {t.policy: j.to_dict() for t, j in zip(traces, judgements, strict=True)},
     }
     return part, videos
@@ -303,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     results["stability"] = None
     if args.stability_steps:
-        results["stability"], videos = run_stability(wm, ev, args.stability_steps, args.seed, out, scale)
+        results["stability"], videos = run_stability(wm, ev, data, args.stability_steps, args.seed, out, scale)
         files["plots"]["stability over time"] = "plots/stability.png"
         files["videos"] |= videos
     results["action_following"] = run_action_following(args, {"model": wm, **baselines}, data) if args.idm else None

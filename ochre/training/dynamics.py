@@ -72,6 +72,7 @@ class DynamicsLoopConfig(LoopConfig):
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature
     detach_feedback: bool = False  # gumbel: cut the gradient at fed-back inputs (saves memory)
     token_noise: float = 0.02  # fraction of input tokens replaced by random codes
+    change_weight: float = 0.0  # cross-entropy weight 1 + w on cells whose true token changes (normalised to mean 1)
     pixel_weight: float = 0.0  # L1 between decoded predicted and target frames (through the frozen decoder)
     lpips_weight: float = 0.0  # LPIPS on the same decoded frames (needs the backbone weights)
     lpips_weights: str = ""  # LPIPS backbone weights file; empty = torch hub cache
@@ -148,6 +149,16 @@ def idm_real_loss(model: Dynamics, tokens: torch.Tensor, actions: torch.Tensor) 
     return model.idm.loss(logits, actions[:, end - k : end])
 
 
+def changed_weighted_ce(logits: torch.Tensor, target: torch.Tensor, previous: torch.Tensor, weight: float) -> torch.Tensor:
+    """Cross-entropy over (B, K, h, w) logits, cells whose true token differs from the previous frame's weighted
+    1 + `weight` and the weights normalised to mean 1: a small moving object (Pong's ball, a few of 256 cells)
+    counts as much as the still field it moves over. weight 0: plain cross-entropy."""
+    if weight <= 0:
+        return F.cross_entropy(logits, target)
+    w = 1.0 + weight * (target != previous).float()
+    return (F.cross_entropy(logits, target, reduction="none") * w).sum() / w.sum()
+
+
 def sequence_loss(
     model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float, ctx: LossContext | None = None, ar_tail: int = 0
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -175,7 +186,7 @@ def sequence_loss(
         target = tokens[:, t + 1]  # frame t+1: what action t does to frame t
         state, logits = model.step_embedded(state, emb, actions[:, t])
         logits = logits.float()
-        ce = F.cross_entropy(logits, target)
+        ce = changed_weighted_ce(logits, target, tokens[:, t], cfg.change_weight)
         step_loss = ce
         sums["ce"] += ce.item()
         probs = logits.softmax(1) if (use_pixels or use_idm_pred) else None
