@@ -2,8 +2,10 @@
 
     python -m preprocess.seeds --data data/coinrun_heldout --out assets/coinrun/seed.npz --count 8 --context 4
 
-Writes `frames` (count, K, H, W, 3) uint8 and `actions` (count, K-1), taken from the
-first K frames of `count` different episodes (evenly spread over the dataset).
+Writes `frames` (count, K, H, W, 3) uint8 and `actions` (count, K-1), taken from K
+frames of `count` different episodes (evenly spread over the dataset), starting
+`--offset` frames into each episode: 0 is the game's start; Pong's ball is in play
+from about 60 frames on (`--offset 100`).
 """
 
 from __future__ import annotations
@@ -25,13 +27,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--count", type=int, default=8, help="number of seeds (episodes)")
     p.add_argument("--context", type=int, default=4, help="frames per seed K")
+    p.add_argument("--offset", type=int, default=0, help="frames into each episode where a seed starts")
     args = p.parse_args(argv)
+    if args.offset < 0:
+        raise OchreError(f"--offset must be 0 or more frames, got {args.offset}")
     data = EpisodeDataset(args.data, expect_kind="frames")
-    episodes = [e for e in data.episodes() if e[2] > args.context]
+    need = args.offset + args.context
+    episodes = [e for e in data.episodes() if e[2] > need]
     if len(episodes) < args.count:
-        raise OchreError(f"{args.data}: only {len(episodes)} episodes longer than {args.context} frames, need {args.count}")
+        raise OchreError(
+            f"{args.data}: only {len(episodes)} episodes longer than {need} frames (--offset + --context), need {args.count}"
+        )
     picks = np.linspace(0, len(episodes) - 1, args.count).round().astype(int)
-    rows = [data.rows(episodes[i][0], episodes[i][1], args.context) for i in picks]
+    rows = [data.rows(episodes[i][0], episodes[i][1] + args.offset, args.context) for i in picks]
     frames = np.stack([r for r, _ in rows])
     actions = np.stack([a[:-1] for _, a in rows])
     with atomic_path(Path(args.out)) as tmp, open(tmp, "wb") as f:
