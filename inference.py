@@ -49,39 +49,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def prepare_inputs(args: argparse.Namespace, wm: WorldModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """-> (seed (B,K,H,W,3), seed actions (B,K-1,...), future actions (B,N,...), batched?).
+def prepare_inputs(
+    wm: WorldModel, seed_path: str | Path, actions_path: str | Path, steps: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Seed file + action script (+ the first `steps` actions) -> (seed (B,K,H,W,3), seed actions (B,K-1,...),
+    future actions (B,N,...), batched?).
 
     "..." is the shape of one action in the world's schema: nothing for discrete ids,
     (10,) for first-person actions.
     """
-    frames, seed_actions = load_seed(args.seed_frames)
+    frames, seed_actions = load_seed(seed_path)
     batched = frames.ndim == 5
     frames = frames if batched else frames[None]
     b, k = frames.shape[:2]
     if tuple(frames.shape[2:]) != wm.frame_shape:
-        raise OchreError(f"{args.seed_frames}: frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
+        raise OchreError(f"{seed_path}: frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
     if seed_actions is None:
         seed_actions = wm.action_spec.neutral((b, k - 1))
-    seed_actions = wm.action_spec.validate(seed_actions, args.seed_frames)
+    seed_actions = wm.action_spec.validate(seed_actions, seed_path)
     one = wm.action_spec.shape
     seed_actions = seed_actions if seed_actions.ndim == 2 + len(one) else seed_actions[None]
     if seed_actions.shape != (b, k - 1, *one):
         want = (b, k - 1, *one) if batched else (k - 1, *one)
-        raise OchreError(f"{args.seed_frames}: 'actions' must have shape {want}, got {seed_actions.shape}")
-    actions = wm.action_spec.validate(
-        load_actions(args.actions, wm.action_spec.shape[0] if wm.action_spec.shape else 0), args.actions
-    )
+        raise OchreError(f"{seed_path}: 'actions' must have shape {want}, got {seed_actions.shape}")
+    actions = wm.action_spec.validate(load_actions(actions_path, one[0] if one else 0), actions_path)
     if actions.ndim == 1 + len(one):
         actions = np.broadcast_to(actions, (b, *actions.shape))
     if actions.ndim != 2 + len(one) or actions.shape[0] != b:
-        raise OchreError(f"{args.actions}: actions have shape {actions.shape} but the seed has batch size {b}")
-    if args.steps is not None:
-        if args.steps > actions.shape[1]:
-            raise OchreError(f"{args.actions}: --steps {args.steps} but only {actions.shape[1]} actions given")
-        actions = actions[:, : args.steps]
+        raise OchreError(f"{actions_path}: actions have shape {actions.shape} but the seed has batch size {b}")
+    if steps is not None:
+        if steps > actions.shape[1]:
+            raise OchreError(f"{actions_path}: --steps {steps} but only {actions.shape[1]} actions given")
+        actions = actions[:, :steps]
     if actions.shape[1] == 0:
-        raise OchreError(f"{args.actions}: no actions")
+        raise OchreError(f"{actions_path}: no actions")
     return frames, seed_actions, np.ascontiguousarray(actions), batched
 
 
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.samples < 1:
         raise OchreError("--samples must be at least 1")
     wm = WorldModel.load(args.checkpoint, device=args.device)
-    seed, seed_actions, actions, batched = prepare_inputs(args, wm)
+    seed, seed_actions, actions, batched = prepare_inputs(wm, args.seed_frames, args.actions, args.steps)
     gt = load_ground_truth(args.gt, (*actions.shape[:2], *wm.frame_shape)) if args.gt else None
     torch.manual_seed(args.seed)
     runs = []

@@ -91,8 +91,8 @@ def write_play_gif(checkpoint: Path, assets: Path, out: Path, seeds: int = 2, sc
     Each panel shows the K seed frames, then the greedy open-loop prediction; written as a GIF
     at the world's frame rate.
     """
+    from inference import prepare_inputs
     from ochre import WorldModel
-    from ochre.inputs import load_actions, load_seed
     from ochre.io import write_video
 
     seed_file, script = assets / "seed.npz", assets / "actions.json"
@@ -100,16 +100,9 @@ def write_play_gif(checkpoint: Path, assets: Path, out: Path, seeds: int = 2, sc
         print(f"skip {out}: needs {seed_file} and {script}")
         return
     wm = WorldModel.load(checkpoint)
-    frames, seed_actions = load_seed(seed_file)
-    frames = frames if frames.ndim == 5 else frames[None]
+    frames, seed_actions, future, _ = prepare_inputs(wm, seed_file, script)
     b = min(seeds, len(frames))
-    if seed_actions is None:
-        seed_actions = wm.action_spec.neutral((b, frames.shape[1] - 1))
-    one = wm.action_spec.shape  # one action: () for discrete ids, (10,) for first person
-    seed_actions = seed_actions if seed_actions.ndim == 2 + len(one) else seed_actions[None]
-    future = load_actions(script, components=one[0] if one else 0)
-    future = np.broadcast_to(future, (b, *future.shape)).copy()
-    pred = wm.rollout(frames[:b], seed_actions[:b], future)
+    pred = wm.rollout(frames[:b], seed_actions[:b], future[:b])
     video = np.concatenate([frames[:b], pred], axis=1)  # (b, K+N, H, W, 3)
     video = np.concatenate(list(video), axis=2)  # panels side by side
     write_video(out, video, fps=wm.fps, scale=scale)

@@ -112,7 +112,7 @@ def generator_loss(
     else:
         l1, l2 = F.l1_loss(recon, x), F.mse_loss(recon, x)
     loss = cfg.l1_weight * l1 + cfg.mse_weight * l2 + cfg.quant_weight * out.quant_loss
-    logs = {"l1": l1.item(), "mse": l2.item(), "quant": float(torch.as_tensor(out.quant_loss).detach())}
+    logs = {"l1": l1.item(), "mse": l2.item(), "quant": out.quant_loss.item()}
     if critics.lpips is not None:
         perceptual = critics.lpips(recon, x)
         loss = loss + cfg.lpips_weight * perceptual
