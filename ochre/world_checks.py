@@ -24,6 +24,7 @@ on screen. Per-horizon RGB PSNR of the same rollouts is reported beside it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -204,6 +205,46 @@ def score_camera_sequences(
     frame the camera action was first applied to."""
     shifts = {name: np.array([sequence_shift(s) for s in seqs]).reshape(-1, 2) for name, seqs in sequences.items()}
     return camera_result(shifts, next(iter(sequences.values())).shape[1] - 1, degrees, pitch, pitch_limits)
+
+
+MOVING_BUTTONS = ("forward", "left", "back", "right", "jump")  # buttons that move the player (and the picture) too
+MIN_GAIN_SHIFT_PX = 0.5  # steps that moved the picture less than this are left out of the gain (a clamped pitch, a wall)
+
+
+def camera_gain(
+    episodes: Iterable[tuple[np.ndarray, np.ndarray]], spec: FirstPersonActionSpec, rows: float = CAMERA_ROWS
+) -> dict[str, dict[str, Any]]:
+    """How far the picture moves per degree of camera turn, measured on recorded play.
+
+    episodes: (frames (T, H, W, 3), encoded actions (T, ...)) pairs, actions[t] taken between
+    frames t and t+1. Uses the steps that turn one axis only with no movement button held; per
+    axis the gain is the median of shift / degrees over the steps that moved the picture at least
+    MIN_GAIN_SHIFT_PX, signed to be positive when the scene moves the way DIRECTIONS says (turn
+    right -> left, look up -> down). -> {"yaw": {"gain", "steps", "still"}, "pitch": {...}}: gain
+    in pixels per degree (None without steps), steps used, steps left out as not moving.
+    """
+    spec = _first_person(spec)
+    buttons = [spec.index(b) for b in MOVING_BUTTONS if b in spec.buttons]
+    ratios: dict[str, list[float]] = {"yaw": [], "pitch": []}
+    still = {"yaw": 0, "pitch": 0}
+    for frames, actions in episodes:
+        top = to_gray(frames)[:, : max(2, round(rows * frames.shape[1]))]
+        turn = actions[:, :2] != spec.still_bin
+        degrees = spec.degrees(actions)
+        for t in np.flatnonzero((turn.sum(-1) == 1) & ~actions[:, buttons].any(-1)):
+            if t + 1 >= len(top):
+                continue
+            axis = int(turn[t, 1])  # 0 = yaw, 1 = pitch
+            name = ("yaw", "pitch")[axis]
+            dy, dx = phase_correlation(top[t], top[t + 1])
+            shift = -dx if axis == 0 else dy
+            if abs(shift) < MIN_GAIN_SHIFT_PX:
+                still[name] += 1
+            else:
+                ratios[name].append(shift / degrees[t, axis])
+    return {
+        name: {"gain": float(np.median(r)) if r else None, "steps": len(r), "still": still[name]} for name, r in ratios.items()
+    }
 
 
 class CameraWorld(Predictor, Protocol):

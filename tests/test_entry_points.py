@@ -137,6 +137,11 @@ def test_training_on_folder_without_manifest(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_camera_gain_names_a_dataset_without_a_camera(tiny_world):
+    proc = run_module("preprocess.camera_gain", "--data", str(tiny_world["frames"]), check=False)
+    assert proc.returncode == 2 and "first-person" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_play_without_display_names_headless_option(tiny_world):
     import os
 

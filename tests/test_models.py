@@ -127,6 +127,42 @@ def test_camera_and_movement_have_separate_pathways():
     assert model.camera_embed[0].weight.grad.abs().sum() > 0 and model.action_embed[0].weight.grad is not None
 
 
+def test_translate_moves_content_by_whole_and_half_cells():
+    from ochre.models.dynamics import translate
+
+    x = torch.zeros(1, 1, 4, 6)
+    x[0, 0, 1, 2] = 1.0
+    moved = translate(x, torch.tensor([1.0]), torch.tensor([2.0]))[0, 0]
+    assert moved[3, 3] == 1.0 and moved.sum() == 1.0  # right 1, down 2
+    half = translate(x, torch.tensor([-0.5]), torch.tensor([0.0]))[0, 0]
+    assert torch.allclose(half[1, 1:3], torch.tensor([0.5, 0.5])) and half.sum() == 1.0
+    assert translate(x, torch.tensor([-3.0]), torch.tensor([0.0])).sum() == 0  # shifted out: zeros come in
+
+
+def test_camera_warp_shifts_the_view_and_learns_its_size():
+    shift = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] + [0.0] * 7  # yaw bins move x by -3..3 cells, pitch does nothing
+    warped = tiny_dynamics(**FIRST_PERSON, camera_shift=shift).eval()
+    plain = tiny_dynamics(**FIRST_PERSON).eval()
+    plain.load_state_dict({k: v for k, v in warped.state_dict().items() if k != "camera_shift"})
+    tokens, state = torch.randint(0, 32, (1, 8, 8)), warped.initial_state(1)
+    still = torch.tensor([[3, 3, 0, 0, 0, 0, 0, 0, 0, 0]])
+    assert torch.allclose(warped.step(state, tokens, still)[1], plain.step(state, tokens, still)[1], atol=1e-5)  # still: no warp
+    turn = still.clone()
+    turn[0, 0] = 5  # two cells right
+    emb, hidden = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn)
+    assert torch.allclose(emb[..., 2:], warped.embed(tokens)[..., :-2], atol=1e-6) and emb[..., :2].abs().sum() == 0
+    assert hidden[0][..., 0].sum() == 0 and hidden[0][..., 1:].min() == 1  # half resolution: one cell
+    warped.step(state, tokens, turn)[1].square().sum().backward()
+    assert warped.camera_shift.grad[5] != 0 and warped.camera_shift.grad[3] == 0
+
+
+def test_camera_warp_config_is_checked():
+    with pytest.raises(ValueError, match="one value per yaw and pitch bin"):
+        DynamicsConfig(codebook_size=32, **FIRST_PERSON, camera_shift=[0.0] * 13)
+    with pytest.raises(ValueError, match="camera_factors 2"):
+        DynamicsConfig(codebook_size=32, num_actions=5, camera_shift=[0.0] * 14)
+
+
 def test_single_factor_embedding_is_a_plain_embedding():
     from ochre.models.dynamics import FactoredEmbedding
 

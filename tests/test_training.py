@@ -209,3 +209,24 @@ def test_changed_cells_weigh_more_in_the_cross_entropy_by_hand():
     # weights 1 (still) and 1 + 9 = 10 (changed), normalised: (1 * ce0 + 10 * ce1) / 11
     want = (ce[0] + 10 * ce[1]) / 11
     assert changed_weighted_ce(logits, target, previous, 9.0).item() == pytest.approx(want.item())
+
+
+def test_camera_warp_resolves_to_a_shift_per_bin():
+    from types import SimpleNamespace
+
+    from ochre.actions import DiscreteActionSpec, FirstPersonActionSpec
+    from ochre.errors import ConfigError
+    from ochre.training.dynamics import camera_shift
+
+    spec = FirstPersonActionSpec()
+    tokenizer = SimpleNamespace(cfg=SimpleNamespace(frame_size=[64, 64], token_grid=[16, 16]))  # 4 px cells
+    shift = camera_shift([0.5, 1.0], spec, tokenizer, "test")
+    bins, still = spec.camera_bins, spec.still_bin
+    dx, dy = shift[:bins], shift[bins:]
+    assert len(shift) == 2 * bins and dx[still] == 0 and dy[still] == 0
+    right, up = spec.bin_centers[-1] * spec.max_deg, spec.bin_centers[-1] * spec.max_deg
+    assert dx[-1] == pytest.approx(-right * 0.5 / 4, abs=1e-3)  # turning right moves the scene left
+    assert dy[-1] == pytest.approx(up * 1.0 / 4, abs=1e-3)  # looking up moves it down
+    assert dx == sorted(dx, reverse=True) and dy == sorted(dy)
+    with pytest.raises(ConfigError, match="first-person"):
+        camera_shift([0.5, 1.0], DiscreteActionSpec("test", ("noop", "fire")), tokenizer, "test")

@@ -22,6 +22,7 @@ from ochre.world_checks import (
     PONG_PADDLES,
     ball_tracking,
     camera_action,
+    camera_gain,
     camera_response,
     clamped_pitch,
     find_ball,
@@ -103,6 +104,25 @@ class ShiftWorld:
 def fake_seeds(count: int = 3) -> tuple[np.ndarray, np.ndarray]:
     frames = np.stack([np.repeat(texture(64, seed=s)[..., None], 3, -1) for s in range(count)]).astype(np.uint8)
     return np.repeat(frames[:, None], 4, axis=1), SPEC.neutral((count, 3))
+
+
+def test_camera_gain_recovers_the_shift_per_degree():
+    """A recorded episode whose picture moves 0.5 px per degree of yaw and 0.25 per degree of pitch, the DIRECTIONS way."""
+    right, up, forward = SPEC.neutral(), SPEC.neutral(), SPEC.neutral()
+    right[0], up[1] = SPEC.camera_bins - 1, SPEC.camera_bins - 1  # 12 degrees each: 6 px left, 3 px down
+    forward[SPEC.index("forward")] = 1
+    steps = [(right, (0, -6)), (up, (3, 0)), (forward, (0, 5)), (up, (0, 0)), (right, (0, -6)), (SPEC.neutral(), (2, 2))]
+    frame, frames = texture(64, seed=4), []
+    for _, roll in steps:
+        frames.append(frame)
+        frame = np.roll(frame, roll, axis=(0, 1))
+    frames.append(frame)
+    rgb = np.repeat(np.stack(frames)[..., None], 3, -1).astype(np.uint8)
+    actions = np.stack([a for a, _ in steps] + [SPEC.neutral()])
+    gains = camera_gain([(rgb, actions)], SPEC)
+    assert gains["yaw"]["gain"] == pytest.approx(0.5, abs=0.03) and gains["yaw"]["steps"] == 2
+    assert gains["pitch"]["gain"] == pytest.approx(0.25, abs=0.03) and gains["pitch"] == gains["pitch"] | {"steps": 1, "still": 1}
+    assert camera_gain([(rgb[:1], actions[:1])], SPEC)["yaw"] == {"gain": None, "steps": 0, "still": 0}
 
 
 def test_camera_action_is_pure_camera():

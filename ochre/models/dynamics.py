@@ -15,6 +15,13 @@ discrete world has one). With `camera_factors` > 0 the first components (yaw,
 pitch bins) get their own embedding and FiLM layers, so camera and movement
 learn through separate pathways instead of competing for one.
 
+Camera warp (`camera_shift` given): turning the camera shifts the picture, so
+before the cells run, the input embedding and the hidden maps are translated by
+the shift that the step's yaw and pitch bins stand for (a learned table, one
+entry per bin, in token cells, started from the camera geometry). The cells then
+only have to draw what the turn reveals and correct the shift; the copy path of
+the head copies the shifted view.
+
 An inverse-dynamics head (`idm_span` > 0) reads two embedded frames k steps
 apart and predicts the actions taken between them (the mean one-hot per
 component); the trainer fits it on real frames and uses it to check that
@@ -46,6 +53,12 @@ class DynamicsConfig:
     memory_pool: int = 2  # each buffered state is pooled to memory_pool x memory_pool positions
     memory_heads: int = 4  # attention heads
     idm_span: int = 0  # inverse-dynamics head for spans of 1..idm_span steps (0 = off)
+    camera_warp: list[float] = field(
+        default_factory=list
+    )  # camera warp: frame pixels of shift per degree of [yaw, pitch] ([] = off)
+    camera_shift: list[float] = field(
+        default_factory=list
+    )  # resolved from camera_warp: start shift per yaw bin, then pitch bin, in token cells
     type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
 
     def __post_init__(self) -> None:
@@ -55,6 +68,11 @@ class DynamicsConfig:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by memory_heads {self.memory_heads}")
         if self.camera_factors < 0 or (self.camera_factors and self.camera_factors >= len(self.factors)):
             raise ValueError(f"camera_factors {self.camera_factors} must leave at least one of {self.factors} for movement")
+        if self.camera_shift and (self.camera_factors != 2 or len(self.camera_shift) != sum(self.factors[:2])):
+            raise ValueError(
+                f"camera_shift needs camera_factors 2 and one value per yaw and pitch bin ({sum(self.factors[:2])}), "
+                f"got camera_factors {self.camera_factors} and {len(self.camera_shift)} values"
+            )
 
     @property
     def factors(self) -> list[int]:
@@ -123,6 +141,19 @@ class FactoredEmbedding(nn.Embedding):
 
 def action_pathway(factors: list[int], dim: int) -> nn.Sequential:
     return nn.Sequential(FactoredEmbedding(factors, dim), nn.GELU(), nn.Linear(dim, dim))
+
+
+def translate(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """Shift (B, C, h, w) maps by (dx, dy) cells each, (B,) floats: out[y, x] = x[y - dy, x - dx].
+
+    Bilinear between cells, zeros where the shift uncovers the border; differentiable in dx and dy.
+    """
+    b, _, h, w = x.shape
+    theta = x.new_zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = -2 * dx / w, -2 * dy / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 class TemporalMemory(nn.Module):
@@ -223,6 +254,8 @@ class Dynamics(nn.Module):
             self.memory = TemporalMemory(c, cfg.memory, cfg.memory_pool, cfg.memory_heads)
         if cfg.idm_span:
             self.idm = InverseDynamics(e, factors, cfg.idm_span)
+        if cfg.camera_shift:
+            self.camera_shift = nn.Parameter(torch.tensor(cfg.camera_shift, dtype=torch.float32))
         self.up = nn.ConvTranspose2d(c, e, 4, stride=2, padding=1)
         self.head = nn.Sequential(nn.Conv2d(2 * e, e, 3, padding=1), nn.GELU(), nn.Conv2d(e, cfg.codebook_size, 1))
 
@@ -250,11 +283,23 @@ class Dynamics(nn.Module):
             return self.action_embed(action), None
         return self.action_embed(action[:, n_cam:]), self.camera_embed(action[:, :n_cam])
 
+    def warp(
+        self, emb: torch.Tensor, hidden: list[torch.Tensor], action: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Translate the embedding (token cells) and hidden maps (half resolution) by the camera bins' shift."""
+        if not self.cfg.camera_shift:
+            return emb, hidden
+        a = action.view(action.shape[0], -1)
+        dx = self.camera_shift[a[:, 0]].to(emb.dtype)
+        dy = self.camera_shift[self.cfg.factors[0] + a[:, 1]].to(emb.dtype)
+        return translate(emb, dx, dy), [translate(h, dx / 2, dy / 2) for h in hidden]
+
     def step_embedded(self, state: DynamicsState, emb: torch.Tensor, action: torch.Tensor) -> tuple[DynamicsState, torch.Tensor]:
         cond, camera = self.condition(action)
+        emb, previous = self.warp(emb, state.hidden, action)
         x = F.gelu(self.stem(emb))
         hidden = []
-        for i, (film, cell, h) in enumerate(zip(self.films, self.cells, state.hidden, strict=True)):
+        for i, (film, cell, h) in enumerate(zip(self.films, self.cells, previous, strict=True)):
             inp = film(x, cond)
             if camera is not None:
                 inp = self.camera_films[i](inp, camera)

@@ -261,12 +261,20 @@ class WindowLoss(nn.Module):
 
 
 MODULE_GROUPS = {
-    "film": ("films", "camera_films", "action_embed", "camera_embed"),
+    "film": ("films", "camera_films", "action_embed", "camera_embed", "camera_shift"),
     "recurrent": ("stem", "cells"),
     "memory": ("memory",),
     "head": ("token_embed", "up", "head"),
     "idm": ("idm",),
 }
+
+
+def camera_shift_logs(model: Dynamics) -> dict[str, float]:
+    """The learned camera warp at the fastest right turn and look up (token cells per step), to see it settle."""
+    if not model.cfg.camera_shift:
+        return {}
+    shift = model.camera_shift.detach().cpu()
+    return {"camera/yaw_right_cells": float(shift[model.cfg.factors[0] - 1]), "camera/pitch_up_cells": float(shift[-1])}
 
 
 def grad_norms(model: Dynamics) -> dict[str, float]:
@@ -302,7 +310,25 @@ def resolve_model_config(cfg: DynamicsTrainConfig, data: EpisodeDataset, tokeniz
             f"{data.path}: tokens were made with codebook size {data.manifest['codebook_size']} "
             f"but tokenizer {tok_path} has {tokenizer.codebook_size}"
         )
+    if m.camera_warp:
+        values["camera_shift"] = camera_shift(m.camera_warp, spec, tokenizer, f"dataset {data.path}")
     return DynamicsConfig(**(to_dict(m) | values))
+
+
+def camera_shift(px_per_degree: list[float], spec: ActionSpec, tokenizer: Tokenizer, source: str) -> list[float]:
+    """model.camera_warp [yaw, pitch] pixels per degree -> the start shift of every yaw and pitch bin, in token cells.
+
+    Turning right (yaw > 0) moves the scene left, looking up (pitch > 0) moves it down.
+    """
+    if spec.kind != "first_person":
+        raise ConfigError(f"model.camera_warp needs a first-person dataset; the {source} has a '{spec.kind}' action schema")
+    if len(px_per_degree) != 2:
+        raise ConfigError(f"model.camera_warp must be [yaw, pitch] pixels per degree, got {px_per_degree}")
+    cell_h, cell_w = (f / g for f, g in zip(tokenizer.cfg.frame_size, tokenizer.cfg.token_grid, strict=True))
+    degrees = spec.bin_centers * spec.max_deg
+    dx = -degrees * px_per_degree[0] / cell_w
+    dy = degrees * px_per_degree[1] / cell_h
+    return [round(float(v), 4) for v in np.concatenate([dx, dy])]
 
 
 def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
@@ -413,7 +439,7 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
             row = {}
             if main and (step % cfg.logging.log_every == 0 or last):
                 row = {f"train/{k}": v for k, v in logs.items()} | norms | timer.summary(frames_per_step)
-                row |= {"lr": lr, "time_s": time.time() - t0, "bad_steps": bad_steps}
+                row |= {"lr": lr, "time_s": time.time() - t0, "bad_steps": bad_steps} | camera_shift_logs(model)
             if main and (step % cfg.logging.sample_every == 0 or last):
                 row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step, data.action_spec)
             if row:
