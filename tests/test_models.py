@@ -143,17 +143,24 @@ def test_camera_warp_shifts_the_view_and_learns_its_size():
     shift = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] + [0.0] * 7  # yaw bins move x by -3..3 cells, pitch does nothing
     warped = tiny_dynamics(**FIRST_PERSON, camera_shift=shift).eval()
     plain = tiny_dynamics(**FIRST_PERSON).eval()
-    plain.load_state_dict({k: v for k, v in warped.state_dict().items() if k != "camera_shift"})
+    plain.load_state_dict({k: v for k, v in warped.state_dict().items() if k not in ("camera_shift", "warp_gate")})
     tokens, state = torch.randint(0, 32, (1, 8, 8)), warped.initial_state(1)
     still = torch.tensor([[3, 3, 0, 0, 0, 0, 0, 0, 0, 0]])
     assert torch.allclose(warped.step(state, tokens, still)[1], plain.step(state, tokens, still)[1], atol=1e-5)  # still: no warp
     turn = still.clone()
     turn[0, 0] = 5  # two cells right
+    with torch.no_grad():
+        warped.warp_gate.fill_(30.0)  # the gate fully open: everything turns with the view
     emb, hidden = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn)
     assert torch.allclose(emb[..., 2:], warped.embed(tokens)[..., :-2], atol=1e-6) and emb[..., :2].abs().sum() == 0
     assert hidden[0][..., 0].sum() == 0 and hidden[0][..., 1:].min() == 1  # half resolution: one cell
+    with torch.no_grad():
+        warped.warp_gate[6:].fill_(-30.0)  # the bottom rows stay on the screen (a weapon)
+    emb, hidden = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn)
+    assert torch.allclose(emb[..., 6:, :], warped.embed(tokens)[..., 6:, :]) and hidden[0][..., 3:, :].min() == 1
+    assert torch.allclose(emb[..., :6, 2:], warped.embed(tokens)[..., :6, :-2], atol=1e-6)
     warped.step(state, tokens, turn)[1].square().sum().backward()
-    assert warped.camera_shift.grad[5] != 0 and warped.camera_shift.grad[3] == 0
+    assert warped.camera_shift.grad[5] != 0 and warped.camera_shift.grad[3] == 0 and warped.warp_gate.grad.abs().sum() > 0
 
 
 def test_camera_warp_config_is_checked():

@@ -18,9 +18,11 @@ learn through separate pathways instead of competing for one.
 Camera warp (`camera_shift` given): turning the camera shifts the picture, so
 before the cells run, the input embedding and the hidden maps are translated by
 the shift that the step's yaw and pitch bins stand for (a learned table, one
-entry per bin, in token cells, started from the camera geometry). The cells then
-only have to draw what the turn reveals and correct the shift; the copy path of
-the head copies the shifted view.
+entry per bin, in token cells, started from the camera geometry). A learned gate
+per token cell (starting near 1) blends the shifted and the unshifted map, so parts
+of the screen that do not turn with the view (a weapon, a HUD) can stay in place.
+The cells then only have to draw what the turn reveals and correct the shift; the
+copy path of the head copies the shifted view.
 
 An inverse-dynamics head (`idm_span` > 0) reads two embedded frames k steps
 apart and predicts the actions taken between them (the mean one-hot per
@@ -256,6 +258,7 @@ class Dynamics(nn.Module):
             self.idm = InverseDynamics(e, factors, cfg.idm_span)
         if cfg.camera_shift:
             self.camera_shift = nn.Parameter(torch.tensor(cfg.camera_shift, dtype=torch.float32))
+            self.warp_gate = nn.Parameter(torch.full(cfg.token_grid, 4.0))  # logits: sigmoid(4) = 0.98, shift nearly everywhere
         self.up = nn.ConvTranspose2d(c, e, 4, stride=2, padding=1)
         self.head = nn.Sequential(nn.Conv2d(2 * e, e, 3, padding=1), nn.GELU(), nn.Conv2d(e, cfg.codebook_size, 1))
 
@@ -286,13 +289,16 @@ class Dynamics(nn.Module):
     def warp(
         self, emb: torch.Tensor, hidden: list[torch.Tensor], action: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Translate the embedding (token cells) and hidden maps (half resolution) by the camera bins' shift."""
+        """Translate the embedding (token cells) and hidden maps (half resolution) by the camera bins' shift, where gated."""
         if not self.cfg.camera_shift:
             return emb, hidden
         a = action.view(action.shape[0], -1)
         dx = self.camera_shift[a[:, 0]].to(emb.dtype)
         dy = self.camera_shift[self.cfg.factors[0] + a[:, 1]].to(emb.dtype)
-        return translate(emb, dx, dy), [translate(h, dx / 2, dy / 2) for h in hidden]
+        gate = torch.sigmoid(self.warp_gate).to(emb.dtype)  # (h, w): 1 turns with the view, 0 stays on the screen
+        half = F.avg_pool2d(gate[None, None], 2)[0, 0]
+        emb = gate * translate(emb, dx, dy) + (1 - gate) * emb
+        return emb, [half * translate(h, dx / 2, dy / 2) + (1 - half) * h for h in hidden]
 
     def step_embedded(self, state: DynamicsState, emb: torch.Tensor, action: torch.Tensor) -> tuple[DynamicsState, torch.Tensor]:
         cond, camera = self.condition(action)

@@ -261,7 +261,7 @@ class WindowLoss(nn.Module):
 
 
 MODULE_GROUPS = {
-    "film": ("films", "camera_films", "action_embed", "camera_embed", "camera_shift"),
+    "film": ("films", "camera_films", "action_embed", "camera_embed", "camera_shift", "warp_gate"),
     "recurrent": ("stem", "cells"),
     "memory": ("memory",),
     "head": ("token_embed", "up", "head"),
