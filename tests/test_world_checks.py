@@ -337,6 +337,26 @@ def test_ball_tracking_on_real_pong_windows(tmp_path):
     assert copy["psnr_by_step"][0] > copy["psnr_by_step"][-1]
 
 
+def test_tokenizer_evaluation_counts_the_ball_it_keeps_on_pong(tmp_path):
+    from ochre.tokenizer_eval import sample_frames
+
+    frames, actions, _ = pong_frames(200, seed=3)
+    meta = {"world": "pong", "action_schema": {"kind": "discrete", "name": "pong", "labels": list("abcdef")}, "fps": 15}
+    writer = DatasetWriter(tmp_path / "pong", "frames", meta | {"frame_shape": [64, 64, 3]})
+    writer.add_episode(frames[:100], actions[:100])
+    writer.add_episode(frames[100:], actions[100:])
+    writer.close()
+    run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={tmp_path / 'pong'}",
+               f"run.dir={tmp_path / 'runs'}", "run.name=vq", "run.world=pong", "data.val_every=2")  # fmt: skip
+    out = run_module("vqvae.evaluate", "--tokenizer", str(tmp_path / "runs/vq/checkpoints/tokenizer.pt"),
+                     "--data", str(tmp_path / "pong"), "--frames", "64", "--out", str(tmp_path / "eval")).stdout  # fmt: skip
+    kept = json.loads((tmp_path / "eval" / "summary.json").read_text())["ball_kept"]
+    scored = sample_frames(EpisodeDataset(tmp_path / "pong"), 64, "all", 10, 0)  # the frames the evaluator drew
+    assert kept["frames"] == sum(find_ball(f) is not None for f in scored) > 10
+    assert 0 <= kept["within_tol"] <= kept["frames"] and kept["tol_px"] == 2.0
+    assert f"{kept['within_tol']}/{kept['frames']} frames with a ball" in out
+
+
 # --- report ------------------------------------------------------------------------
 
 

@@ -5,7 +5,9 @@ python -m vqvae.evaluate --tokenizer checkpoints/coinrun.pt --data data/coinrun_
 
 --tokenizer takes a tokenizer checkpoint or a world checkpoint (its tokenizer is used).
 Prints PSNR (RGB and gray 84x84), SSIM, LPIPS (when its backbone is available),
-codes in use and perplexity; writes summary.json, a reconstruction grid and a
+codes in use and perplexity; on Pong, how often the one-pixel ball survives (the
+reconstruction's ball within 2 px of the frame's, among frames with a ball: the
+ceiling of the world's ball check). Writes summary.json, a reconstruction grid and a
 video (input | reconstruction) of one held-out episode into the output folder.
 """
 
@@ -25,6 +27,7 @@ from ochre.losses import load_lpips
 from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames
 from ochre.training.common import resolve_device
 from ochre.training.logger import image_grid, make_run_dir
+from ochre.world_checks import BALL_TOL_PX, ball_errors
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,13 +58,28 @@ def main(argv: list[str] | None = None) -> None:
     lpips = load_lpips("alex", args.lpips_weights, warn=lambda m: print(f"warning: {m}"))
     report, recon = evaluate_reconstruction(model, frames, device, lpips.to(device) if lpips else None)
     out = Path(args.out) if args.out else make_run_dir("runs", data.manifest.get("world", "world"), "vqvae_eval")
-    write_json(out / "summary.json", report.to_dict() | {"tokenizer": args.tokenizer, "data": args.data, "split": args.split})
+    extra = {}
+    if data.manifest.get("world") == "pong":
+        seen, error = ball_errors(recon[:, None], frames[:, None])
+        extra["ball_kept"] = {
+            "frames": int(seen.sum()),
+            "within_tol": int((error[seen] <= BALL_TOL_PX).sum()),
+            "tol_px": BALL_TOL_PX,
+        }
+    write_json(
+        out / "summary.json", report.to_dict() | extra | {"tokenizer": args.tokenizer, "data": args.data, "split": args.split}
+    )
     write_png(out / "recon_grid.png", image_grid([frames[:16], recon[:16]]))
     sh, st, n = split_episodes(data.episodes(), args.split, args.val_every)[0]
     episode = np.array(data.shards[sh]["frames"][st : st + min(n, 300)])
     episode_recon, _ = reconstruct(model, episode, device)
     write_video(out / "recon.mp4", np.concatenate([episode, episode_recon], axis=2), fps=data.manifest.get("fps", 15), scale=4)
     lp = f"{report.lpips:.4f}" if report.lpips is not None else "n/a (backbone weights missing)"
+    ball_line = ""
+    if extra:
+        kept = extra["ball_kept"]
+        share = 100 * kept["within_tol"] / max(1, kept["frames"])
+        ball_line = f"  ball kept      {kept['within_tol']}/{kept['frames']} frames with a ball ({share:.1f}%, within {BALL_TOL_PX:g} px)\n"
     print(
         f"{report.frames} frames from {args.data} ({args.split})\n"
         f"  PSNR RGB       {report.psnr_rgb:6.2f} dB\n"
@@ -69,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  SSIM           {report.ssim:6.4f}\n"
         f"  LPIPS          {lp}\n"
         f"  codes in use   {report.codes_used}/{report.codebook_size} ({100 * report.usage:.1f}%), perplexity {report.perplexity:.1f}\n"
+        f"{ball_line}"
         f"wrote summary.json, recon_grid.png, recon.mp4 to {out}"
     )
 
