@@ -102,9 +102,14 @@ def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float((dy + h / 2) % h - h / 2), float((dx + w / 2) % w - w / 2)  # wrap into [-H/2, H/2)
 
 
+def top_gray(frames: np.ndarray, rows: float = CAMERA_ROWS) -> np.ndarray:
+    """(T, H, W, 3) frames -> (T, rows * H, W) luma of the part that turns with the view (not the weapon below)."""
+    return to_gray(frames)[:, : max(2, round(rows * frames.shape[1]))]
+
+
 def sequence_shift(frames: np.ndarray, rows: float = CAMERA_ROWS) -> np.ndarray:
     """(T, H, W, 3) frames -> (2,) summed (dy, dx) between consecutive frames, measured on the top `rows` of each."""
-    top = to_gray(frames)[:, : max(2, round(rows * frames.shape[1]))]
+    top = top_gray(frames, rows)
     return np.sum([phase_correlation(top[t], top[t + 1]) for t in range(len(top) - 1)], axis=0).reshape(2)
 
 
@@ -228,7 +233,7 @@ def camera_gain(
     ratios: dict[str, list[float]] = {"yaw": [], "pitch": []}
     still = {"yaw": 0, "pitch": 0}
     for frames, actions in episodes:
-        top = to_gray(frames)[:, : max(2, round(rows * frames.shape[1]))]
+        top = top_gray(frames, rows)
         turn = actions[:, :2] != spec.still_bin
         degrees = spec.degrees(actions)
         for t in np.flatnonzero((turn.sum(-1) == 1) & ~actions[:, buttons].any(-1)):

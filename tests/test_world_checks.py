@@ -319,13 +319,19 @@ class Replay:
         return self.futures[self.used - len(seed_frames) : self.used]
 
 
-def test_ball_tracking_on_real_pong_windows(tmp_path):
-    frames, actions, _ = pong_frames(300, seed=2)
+def pong_dataset(path, steps: int, seed: int) -> None:
+    """Real Pong frames under random actions, written as a two-episode frame dataset at `path`."""
+    frames, actions, _ = pong_frames(steps, seed=seed)
     meta = {"world": "pong", "action_schema": {"kind": "discrete", "name": "pong", "labels": list("abcdef")}, "fps": 15}
-    writer = DatasetWriter(tmp_path / "pong", "frames", meta | {"frame_shape": [64, 64, 3]})
-    writer.add_episode(frames[:150], actions[:150])
-    writer.add_episode(frames[150:], actions[150:])
+    writer = DatasetWriter(path, "frames", meta | {"frame_shape": [64, 64, 3]})
+    half = steps // 2
+    writer.add_episode(frames[:half], actions[:half])
+    writer.add_episode(frames[half:], actions[half:])
     writer.close()
+
+
+def test_ball_tracking_on_real_pong_windows(tmp_path):
+    pong_dataset(tmp_path / "pong", 300, seed=2)
     data = EpisodeDataset(tmp_path / "pong")
     truth = WindowSampler(data, 10, split="all", seed=0).fixed(40, seed=0).rows[:, 4:].numpy()
     perfect = ball_tracking(Replay(truth), data, windows=40, batch=16)
@@ -340,12 +346,7 @@ def test_ball_tracking_on_real_pong_windows(tmp_path):
 def test_tokenizer_evaluation_counts_the_ball_it_keeps_on_pong(tmp_path):
     from ochre.tokenizer_eval import sample_frames
 
-    frames, actions, _ = pong_frames(200, seed=3)
-    meta = {"world": "pong", "action_schema": {"kind": "discrete", "name": "pong", "labels": list("abcdef")}, "fps": 15}
-    writer = DatasetWriter(tmp_path / "pong", "frames", meta | {"frame_shape": [64, 64, 3]})
-    writer.add_episode(frames[:100], actions[:100])
-    writer.add_episode(frames[100:], actions[100:])
-    writer.close()
+    pong_dataset(tmp_path / "pong", 200, seed=3)
     run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={tmp_path / 'pong'}",
                f"run.dir={tmp_path / 'runs'}", "run.name=vq", "run.world=pong", "data.val_every=2")  # fmt: skip
     out = run_module("vqvae.evaluate", "--tokenizer", str(tmp_path / "runs/vq/checkpoints/tokenizer.pt"),

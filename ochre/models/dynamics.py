@@ -55,12 +55,8 @@ class DynamicsConfig:
     memory_pool: int = 2  # each buffered state is pooled to memory_pool x memory_pool positions
     memory_heads: int = 4  # attention heads
     idm_span: int = 0  # inverse-dynamics head for spans of 1..idm_span steps (0 = off)
-    camera_warp: list[float] = field(
-        default_factory=list
-    )  # camera warp: frame pixels of shift per degree of [yaw, pitch] ([] = off)
-    camera_shift: list[float] = field(
-        default_factory=list
-    )  # resolved from camera_warp: start shift per yaw bin, then pitch bin, in token cells
+    camera_warp: list[float] = field(default_factory=list)  # pixels of shift per degree of [yaw, pitch] ([] = off)
+    camera_shift: list[float] = field(default_factory=list)  # from camera_warp: per yaw bin, then pitch bin, in cells
     type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
 
     def __post_init__(self) -> None:
