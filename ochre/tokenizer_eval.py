@@ -92,3 +92,21 @@ def evaluate_reconstruction(
         perplexity=perplexity,
     )
     return report, recon
+
+
+def token_changes(tokens: torch.Tensor, frames: np.ndarray) -> dict[str, float]:
+    """Consecutive frames of one episode: the share of token cells whose token changes, and whose pixels do.
+
+    tokens (N, h, w), frames (N, H, W, 3) uint8. A token changing where its own patch did
+    not means the encoder looks past its patch: every moving object then rewrites the
+    tokens around it too, and the dynamics has to predict all of those.
+    """
+    if len(tokens) < 2:
+        raise OchreError(f"token changes need at least 2 consecutive frames, got {len(tokens)}")
+    n, h, w = tokens.shape
+    cells = frames.reshape(n, h, frames.shape[1] // h, w, frames.shape[2] // w, 3).astype(np.int16)
+    patch_changed = (cells[1:] != cells[:-1]).any(axis=(2, 4, 5))
+    return {
+        "token_changed": float((tokens[1:] != tokens[:-1]).float().mean()),
+        "patch_changed": float(patch_changed.mean()),
+    }

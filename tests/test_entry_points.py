@@ -161,8 +161,9 @@ def test_tokenizer_checkpoint_is_weights_only(tiny_world):
 def test_vqvae_evaluate_reports_and_writes(tiny_world, tmp_path):
     proc = run_module("vqvae.evaluate", "--tokenizer", str(tiny_world["tokenizer"]), "--data", str(tiny_world["frames"]),
                       "--frames", "64", "--out", str(tmp_path / "ev"), "--device", "cpu")  # fmt: skip
-    assert "PSNR gray84" in proc.stdout and "codes in use" in proc.stdout
+    assert "PSNR gray84" in proc.stdout and "codes in use" in proc.stdout and "tokens changed" in proc.stdout
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert 0 <= summary["token_changes"]["token_changed"] <= 1 and 0 <= summary["token_changes"]["patch_changed"] <= 1
     assert summary["frames"] == 64 and 0 < summary["codes_used"] <= summary["codebook_size"] == 125
     assert (tmp_path / "ev" / "recon.mp4").stat().st_size > 0 and (tmp_path / "ev" / "recon_grid.png").exists()
     run_module("vqvae.evaluate", "--tokenizer", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from ochre.errors import OchreError
 from ochre.evaluation import HorizonStats
 from ochre.metrics import codebook_usage, mse, psnr, psnr_from_mse, ssim, to_gray84
 
@@ -49,3 +51,16 @@ def test_codebook_usage_counts_codes_and_perplexity():
     assert codebook_usage(torch.tensor([0, 0, 1, 1]), 4) == (2, pytest.approx(2.0))
     used, perplexity = codebook_usage(torch.arange(8), 16)
     assert used == 8 and perplexity == pytest.approx(8.0)
+
+
+def test_token_changes_counts_token_and_patch_changes():
+    from ochre.tokenizer_eval import token_changes
+
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    frames[1, 0, 0] = 255  # one pixel of cell (0, 0) changes at step 1, back at step 2
+    tokens = torch.zeros(3, 2, 2, dtype=torch.long)
+    tokens[1, 0, :] = 1  # the token of its cell and of the cell beside it change
+    got = token_changes(tokens, frames)
+    assert got == {"token_changed": 4 / 8, "patch_changed": 2 / 8}
+    with pytest.raises(OchreError, match="at least 2 consecutive frames"):
+        token_changes(tokens[:1], frames[:1])

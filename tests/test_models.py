@@ -54,6 +54,26 @@ def test_tokenizer_round_trip_non_square_and_both_quantizers(quantizer):
     assert model.codebook_size == (64 if quantizer == "vq" else 1000)
 
 
+@pytest.mark.parametrize("encoder_blocks, far_cells_move", [(0, False), (-1, True)])
+def test_encoder_res_blocks_sets_how_far_a_token_looks(encoder_blocks, far_cells_move):
+    """With no encoder blocks a token sees about its own 4x4 patch; the default blocks see far past it."""
+    torch.manual_seed(0)
+    cfg = TokenizerConfig(channels=[8, 16], res_blocks=2, encoder_res_blocks=encoder_blocks)
+    model = Tokenizer(cfg).eval()
+    x = torch.zeros(1, 3, 64, 64)
+    poked = x.clone()
+    poked[:, :, 30:32, 30:32] = 1.0  # a small object in token cell (7, 7)
+    with torch.no_grad():
+        moved = (model.encoder(poked) - model.encoder(x)).abs().amax(1)[0] > 1e-6
+    assert moved[7, 7]
+    assert bool(moved[:, :5].any()) == far_cells_move  # columns 0-4 see pixels 0-22 at most without blocks
+
+
+def test_encoder_res_blocks_is_checked():
+    with pytest.raises(ValueError, match="encoder_res_blocks -2"):
+        TokenizerConfig(encoder_res_blocks=-2)
+
+
 def test_tokenizer_names_wrong_frame_size():
     model = Tokenizer(TokenizerConfig(channels=[8, 16], res_blocks=1))
     with pytest.raises(OchreError, match=r"frames are \(32, 32\) but this tokenizer takes \(64, 64\)"):

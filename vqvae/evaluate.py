@@ -8,7 +8,10 @@ Prints PSNR (RGB and gray 84x84), SSIM, LPIPS (when its backbone is available),
 codes in use and perplexity; on Pong, how often the one-pixel ball survives (the
 reconstruction's ball within 2 px of the frame's, among frames with a ball: the
 ceiling of the world's ball check). Writes summary.json, a reconstruction grid and a
-video (input | reconstruction) of one held-out episode into the output folder.
+video (input | reconstruction) of one held-out episode into the output folder. On that
+episode it also counts how many token cells change from frame to frame, next to how many
+cells' pixels do: tokens that change where the picture did not are extra work for the
+dynamics model.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ochre.data.windows import split_episodes
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_json, write_png, write_video
 from ochre.losses import load_lpips
-from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames
+from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames, token_changes
 from ochre.training.common import resolve_device
 from ochre.training.logger import image_grid, make_run_dir
 from ochre.world_checks import BALL_TOL_PX, ball_errors
@@ -66,17 +69,18 @@ def main(argv: list[str] | None = None) -> None:
             "within_tol": int((error[seen] <= BALL_TOL_PX).sum()),
             "tol_px": BALL_TOL_PX,
         }
+    sh, st, n = split_episodes(data.episodes(), args.split, args.val_every)[0]
+    episode = np.array(data.shards[sh]["frames"][st : st + min(n, 300)])
+    episode_recon, episode_tokens = reconstruct(model, episode, device)
+    extra["token_changes"] = changes = token_changes(episode_tokens, episode)
     write_json(
         out / "summary.json", report.to_dict() | extra | {"tokenizer": args.tokenizer, "data": args.data, "split": args.split}
     )
     write_png(out / "recon_grid.png", image_grid([frames[:16], recon[:16]]))
-    sh, st, n = split_episodes(data.episodes(), args.split, args.val_every)[0]
-    episode = np.array(data.shards[sh]["frames"][st : st + min(n, 300)])
-    episode_recon, _ = reconstruct(model, episode, device)
     write_video(out / "recon.mp4", np.concatenate([episode, episode_recon], axis=2), fps=data.manifest.get("fps", 15), scale=4)
     lp = f"{report.lpips:.4f}" if report.lpips is not None else "n/a (backbone weights missing)"
     ball_line = ""
-    if extra:
+    if "ball_kept" in extra:
         kept = extra["ball_kept"]
         share = 100 * kept["within_tol"] / max(1, kept["frames"])
         ball_line = f"  ball kept      {kept['within_tol']}/{kept['frames']} frames with a ball ({share:.1f}%, within {BALL_TOL_PX:g} px)\n"
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  LPIPS          {lp}\n"
         f"  codes in use   {report.codes_used}/{report.codebook_size} ({100 * report.usage:.1f}%), perplexity {report.perplexity:.1f}\n"
         f"{ball_line}"
+        f"  tokens changed {100 * changes['token_changed']:.1f}% of cells per frame (pixels changed in {100 * changes['patch_changed']:.1f}%)\n"
         f"wrote summary.json, recon_grid.png, recon.mp4 to {out}"
     )
 

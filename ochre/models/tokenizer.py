@@ -27,6 +27,7 @@ class TokenizerConfig:
     frame_size: list[int] = field(default_factory=lambda: [64, 64])  # (H, W) of input frames
     channels: list[int] = field(default_factory=lambda: [48, 96])  # width after each 2x downsampling
     res_blocks: int = 2  # residual blocks at token resolution, in encoder and decoder each
+    encoder_res_blocks: int = -1  # encoder's own count (-1 = res_blocks); 0 keeps each token's view to about its patch
     quantizer: Literal["fsq", "vq"] = "fsq"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq: codebook = product of levels
     vq_codes: int = 1024  # vq: codebook size
@@ -39,6 +40,12 @@ class TokenizerConfig:
         factor = 2 ** len(self.channels)
         if len(self.frame_size) != 2 or any(s % factor for s in self.frame_size):
             raise ValueError(f"frame_size {self.frame_size} must be [H, W], each divisible by the downsampling factor {factor}")
+        if self.encoder_res_blocks < -1:
+            raise ValueError(f"encoder_res_blocks {self.encoder_res_blocks} must be >= 0, or -1 for res_blocks")
+
+    @property
+    def encoder_blocks(self) -> int:
+        return self.res_blocks if self.encoder_res_blocks < 0 else self.encoder_res_blocks
 
     @property
     def token_grid(self) -> tuple[int, int]:
@@ -91,7 +98,7 @@ class Tokenizer(nn.Module):
         down = [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1) for i in range(len(cfg.channels))]
         self.encoder = nn.Sequential(
             *[m for conv in down for m in (conv, nn.GELU())][:-1],
-            *[ResBlock(chans[-1]) for _ in range(cfg.res_blocks)],
+            *[ResBlock(chans[-1]) for _ in range(cfg.encoder_blocks)],
             nn.GELU(),
             nn.Conv2d(chans[-1], d, 1),
         )
