@@ -211,6 +211,20 @@ def test_changed_cells_weigh_more_in_the_cross_entropy_by_hand():
     assert changed_weighted_ce(logits, target, previous, 9.0).item() == pytest.approx(want.item())
 
 
+def test_changed_pixels_weigh_more_in_the_pixel_loss_by_hand():
+    from ochre.training.dynamics import changed_weighted_l1
+
+    previous = torch.zeros(1, 3, 1, 2)
+    target = previous.clone()
+    target[0, :, 0, 1] = 1.0  # pixel 1 changed (a ball arrived), pixel 0 is still field
+    pred = torch.full_like(target, 0.5)  # off by 0.5 everywhere
+    assert changed_weighted_l1(pred, target, previous, 0.0).item() == pytest.approx(0.5)
+    pred[0, :, 0, 0] = 0.0  # the field exactly right, the ball half drawn: plain L1 0.25
+    assert changed_weighted_l1(pred, target, previous, 0.0).item() == pytest.approx(0.25)
+    # weights 1 (still) and 1 + 9 = 10 (changed), normalised: (1 * 0 + 10 * 0.5) / 11
+    assert changed_weighted_l1(pred, target, previous, 9.0).item() == pytest.approx(5 / 11)
+
+
 def test_camera_warp_resolves_to_a_shift_per_bin():
     from types import SimpleNamespace
 

@@ -74,6 +74,7 @@ class DynamicsLoopConfig(LoopConfig):
     token_noise: float = 0.02  # fraction of input tokens replaced by random codes
     change_weight: float = 0.0  # cross-entropy weight 1 + w on cells whose true token changes (normalised to mean 1)
     pixel_weight: float = 0.0  # L1 between decoded predicted and target frames (through the frozen decoder)
+    pixel_change_weight: float = 0.0  # that L1 weighted 1 + w on pixels that change from the previous frame (mean 1)
     lpips_weight: float = 0.0  # LPIPS on the same decoded frames (needs the backbone weights)
     lpips_weights: str = ""  # LPIPS backbone weights file; empty = torch hub cache
     pixel_samples: int = 4  # windows per batch that are decoded for the pixel terms
@@ -159,6 +160,16 @@ def changed_weighted_ce(logits: torch.Tensor, target: torch.Tensor, previous: to
     return (F.cross_entropy(logits, target, reduction="none") * w).sum() / w.sum()
 
 
+def changed_weighted_l1(pred: torch.Tensor, target: torch.Tensor, previous: torch.Tensor, weight: float) -> torch.Tensor:
+    """L1 over (B, 3, H, W) frames, pixels whose target differs from the previous frame (by more than 0.05 in
+    any channel, frames in [-1, 1]) weighted 1 + `weight`, the weights normalised to mean 1: a one-pixel ball
+    counts as much as the field around it. weight 0: plain L1."""
+    if weight <= 0:
+        return F.l1_loss(pred, target)
+    w = 1.0 + weight * ((target - previous).abs().amax(1, keepdim=True) > 0.05).float()
+    return ((pred - target).abs() * w).sum() / (w.sum() * pred.shape[1])
+
+
 def sequence_loss(
     model: Dynamics, batch: Batch, cfg: DynamicsLoopConfig, p_ar: float, ctx: LossContext | None = None, ar_tail: int = 0
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -177,7 +188,7 @@ def sequence_loss(
     use_pixels = ctx.tokenizer is not None and (cfg.pixel_weight > 0 or (cfg.lpips_weight > 0 and ctx.lpips is not None))
     if use_pixels:
         with torch.no_grad():
-            target_frames = ctx.tokenizer.decode_tokens(tokens[:n_pix, 1:].flatten(0, 1)).unflatten(0, (n_pix, t_len - 1))
+            target_frames = ctx.tokenizer.decode_tokens(tokens[:n_pix].flatten(0, 1)).unflatten(0, (n_pix, t_len))
     use_idm_pred = cfg.idm_pred_weight > 0 and model.cfg.idm_span > 0
     total = tokens.new_zeros((), dtype=torch.float32)
     sums = dict.fromkeys(("ce", "pixel", "lpips", "idm_pred"), 0.0)
@@ -193,11 +204,11 @@ def sequence_loss(
         if use_pixels:
             pred_frames = ctx.tokenizer.decode_embeddings(probs[:n_pix])
             if cfg.pixel_weight > 0:
-                pix = F.l1_loss(pred_frames, target_frames[:, t])
+                pix = changed_weighted_l1(pred_frames, target_frames[:, t + 1], target_frames[:, t], cfg.pixel_change_weight)
                 step_loss = step_loss + cfg.pixel_weight * pix
                 sums["pixel"] += pix.item()
             if cfg.lpips_weight > 0 and ctx.lpips is not None:
-                perceptual = ctx.lpips(pred_frames, target_frames[:, t])
+                perceptual = ctx.lpips(pred_frames, target_frames[:, t + 1])
                 step_loss = step_loss + cfg.lpips_weight * perceptual
                 sums["lpips"] += perceptual.item()
         if use_idm_pred:
