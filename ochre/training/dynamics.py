@@ -150,14 +150,19 @@ def idm_real_loss(model: Dynamics, tokens: torch.Tensor, actions: torch.Tensor) 
     return model.idm.loss(logits, actions[:, end - k : end])
 
 
+def change_weighted_mean(loss: torch.Tensor, changed: torch.Tensor, weight: float) -> torch.Tensor:
+    """Mean of a per-position loss with positions where `changed` is true weighted 1 + `weight`, normalised to mean 1."""
+    w = 1.0 + weight * changed.float()
+    return (loss * w).sum() / w.sum()
+
+
 def changed_weighted_ce(logits: torch.Tensor, target: torch.Tensor, previous: torch.Tensor, weight: float) -> torch.Tensor:
     """Cross-entropy over (B, K, h, w) logits, cells whose true token differs from the previous frame's weighted
     1 + `weight` and the weights normalised to mean 1: a small moving object (Pong's ball, a few of 256 cells)
     counts as much as the still field it moves over. weight 0: plain cross-entropy."""
     if weight <= 0:
         return F.cross_entropy(logits, target)
-    w = 1.0 + weight * (target != previous).float()
-    return (F.cross_entropy(logits, target, reduction="none") * w).sum() / w.sum()
+    return change_weighted_mean(F.cross_entropy(logits, target, reduction="none"), target != previous, weight)
 
 
 def changed_weighted_l1(pred: torch.Tensor, target: torch.Tensor, previous: torch.Tensor, weight: float) -> torch.Tensor:
@@ -166,8 +171,8 @@ def changed_weighted_l1(pred: torch.Tensor, target: torch.Tensor, previous: torc
     counts as much as the field around it. weight 0: plain L1."""
     if weight <= 0:
         return F.l1_loss(pred, target)
-    w = 1.0 + weight * ((target - previous).abs().amax(1, keepdim=True) > 0.05).float()
-    return ((pred - target).abs() * w).sum() / (w.sum() * pred.shape[1])
+    changed = (target - previous).abs().amax(1) > 0.05
+    return change_weighted_mean((pred - target).abs().mean(1), changed, weight)
 
 
 def sequence_loss(
