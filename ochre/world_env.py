@@ -30,7 +30,6 @@ import torch
 from ochre.actions import ActionSpec, DiscreteActionSpec
 from ochre.errors import OchreError
 from ochre.inputs import load_seed
-from ochre.models.dynamics import DynamicsState
 from ochre.runtime import WorldModel, WorldState
 from ochre.sampling import Sampling, sample_tokens
 
@@ -213,7 +212,4 @@ def _action_space(spec: ActionSpec) -> gymnasium.spaces.Space:
 
 def _repeat_state(state: WorldState, batch: int) -> WorldState:
     """`batch` copies of a batch-1 state, for rolling several plans out at once."""
-    dyn = state.dynamics
-    memory = None if dyn.memory is None else dyn.memory.expand(batch, *dyn.memory.shape[1:])
-    hidden = [h.expand(batch, *h.shape[1:]) for h in dyn.hidden]
-    return WorldState(DynamicsState(hidden, dyn.step, memory), state.tokens.expand(batch, *state.tokens.shape[1:]))
+    return WorldState(state.dynamics.expand(batch), state.tokens.expand(batch, *state.tokens.shape[1:]))

@@ -100,7 +100,9 @@ def random_actions(model: Dynamics, *shape: int) -> torch.Tensor:
     return torch.stack([torch.randint(0, f, shape) for f in factors], -1)
 
 
-@pytest.mark.parametrize("extra", [{}, {"memory": 3, "memory_heads": 2}, FIRST_PERSON | {"memory": 4, "memory_heads": 2}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"memory": 3, "memory_heads": 2}, FIRST_PERSON | {"memory": 4, "memory_heads": 2}, {"head_frames": 2}]
+)
 def test_forward_sequence_matches_repeated_step(extra):
     model = tiny_dynamics(**extra).eval()
     for p in model.parameters():  # zero-initialised layers (FiLM, memory output) would hide a mismatch
@@ -247,8 +249,31 @@ def test_action_changes_prediction_once_film_is_trained():
 
 
 def test_state_clone_is_independent():
-    model = tiny_dynamics()
-    state = model.initial_state(1)
+    model = tiny_dynamics(head_frames=2)
+    state, _ = model.step(model.initial_state(1), torch.randint(0, 32, (1, 8, 8)), torch.tensor([0]))
     copy = state.clone()
     copy.hidden[0] += 1
-    assert state.hidden[0].abs().sum() == 0
+    copy.previous += 1
+    assert not torch.equal(state.hidden[0], copy.hidden[0]) and not torch.equal(state.previous, copy.previous)
+    assert state.expand(3).previous.shape == (3, 8, 8, 8)
+
+
+def test_head_frames_two_gives_the_head_the_previous_embedding():
+    tokens, action = torch.randint(0, 32, (1, 8, 8)), torch.tensor([2])
+    one = tiny_dynamics()
+    assert one.step(one.initial_state(1), tokens, action)[0].previous is None
+    model = tiny_dynamics(head_frames=2).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    state, _ = model.step(model.initial_state(1), tokens, action)
+    assert torch.equal(state.previous, model.embed(tokens))
+    moved = state.clone()
+    moved.previous = model.embed(torch.roll(tokens, 1, dims=-1))  # same hidden state, a different last frame
+    nxt = torch.randint(0, 32, (1, 8, 8))
+    assert not torch.allclose(model.step(state, nxt, action)[1], model.step(moved, nxt, action)[1])
+
+
+@pytest.mark.parametrize("bad", [{"head_frames": 3}, {"head_frames": 2, "camera_warp": [1.0, 1.0]} | FIRST_PERSON])
+def test_head_frames_config_is_checked(bad):
+    with pytest.raises(ValueError, match="head_frames"):
+        tiny_dynamics(**bad)

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from ochre.data.windows import Batch
+from ochre.errors import OchreError
 from ochre.models.dynamics import Dynamics, DynamicsConfig
-from ochre.training.dynamics import DynamicsLoopConfig, ar_probability, sequence_loss
+from ochre.training.dynamics import DynamicsLoopConfig, ar_probability, init_weights, sequence_loss
 
 
 class RecordingDynamics(Dynamics):
@@ -244,3 +245,17 @@ def test_camera_warp_resolves_to_a_shift_per_bin():
     assert dx == sorted(dx, reverse=True) and dy == sorted(dy)
     with pytest.raises(ConfigError, match="first-person"):
         camera_shift([0.5, 1.0], DiscreteActionSpec("test", ("noop", "fire")), tokenizer, "test")
+
+
+def test_init_from_a_one_frame_head_starts_the_two_frame_head_where_it_was():
+    small = dict(codebook_size=32, token_grid=[8, 8], num_actions=5, embed_dim=8, hidden_dim=8, layers=2, action_dim=8)
+    source = Dynamics(DynamicsConfig(**small)).eval()
+    for p in source.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    grown = Dynamics(DynamicsConfig(**small, head_frames=2)).eval()
+    init_weights(grown, dict(source.state_dict()), "source.pt")
+    tokens, actions = torch.randint(0, 32, (2, 5, 8, 8)), torch.randint(0, 5, (2, 5))
+    assert torch.allclose(source(tokens, actions)[1], grown(tokens, actions)[1], atol=1e-6)
+    other = Dynamics(DynamicsConfig(**(small | {"embed_dim": 4})))
+    with pytest.raises(OchreError, match=r"source\.pt: dynamics weight token_embed\.weight"):
+        init_weights(other, dict(source.state_dict()), "source.pt")

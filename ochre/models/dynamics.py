@@ -10,6 +10,11 @@ over a buffer of pooled recent hidden states -> transposed conv back to h x w,
 concatenated with the input embedding (copying what does not move is easy) ->
 per-position logits over the codebook.
 
+With `head_frames: 2` the head also sees the previous step's input embedding, so
+small fast objects (Pong's ball moves 1-3 px, under one token cell, per step) can
+be carried forward from their last two positions at full token resolution
+instead of through the half-resolution hidden state.
+
 Actions are factored: one categorical per component (`action_factors`; a
 discrete world has one). With `camera_factors` > 0 the first components (yaw,
 pitch bins) get their own embedding and FiLM layers, so camera and movement
@@ -55,6 +60,7 @@ class DynamicsConfig:
     memory_pool: int = 2  # each buffered state is pooled to memory_pool x memory_pool positions
     memory_heads: int = 4  # attention heads
     idm_span: int = 0  # inverse-dynamics head for spans of 1..idm_span steps (0 = off)
+    head_frames: int = 1  # input embeddings the head sees: 1 = this step's, 2 = also the previous step's
     camera_warp: list[float] = field(default_factory=list)  # pixels of shift per degree of [yaw, pitch] ([] = off)
     camera_shift: list[float] = field(default_factory=list)  # from camera_warp: per yaw bin, then pitch bin, in cells
     type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
@@ -62,6 +68,10 @@ class DynamicsConfig:
     def __post_init__(self) -> None:
         if any(s % 2 for s in self.token_grid):
             raise ValueError(f"token_grid {self.token_grid} must be even (the stem halves it)")
+        if self.head_frames not in (1, 2):
+            raise ValueError(f"head_frames must be 1 or 2, got {self.head_frames}")
+        if self.head_frames == 2 and self.camera_warp:
+            raise ValueError("head_frames 2 does not combine with camera_warp (the previous embedding is not warped)")
         if self.hidden_dim % self.memory_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by memory_heads {self.memory_heads}")
         if self.camera_factors < 0 or (self.camera_factors and self.camera_factors >= len(self.factors)):
@@ -82,14 +92,27 @@ class DynamicsState:
     """Recurrent state: one (B, C, h/2, w/2) hidden map per layer, the temporal buffer, the step count.
 
     memory: (B, L, P, C) pooled hidden states of the last L steps (oldest first), or None.
+    previous: (B, E, h, w) the last step's input embedding (`head_frames: 2`), or None.
     """
 
     hidden: list[torch.Tensor]
     step: int = 0
     memory: torch.Tensor | None = None
+    previous: torch.Tensor | None = None
 
     def clone(self) -> DynamicsState:
-        return DynamicsState([h.clone() for h in self.hidden], self.step, None if self.memory is None else self.memory.clone())
+        def copy(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.clone()
+
+        return DynamicsState([h.clone() for h in self.hidden], self.step, copy(self.memory), copy(self.previous))
+
+    def expand(self, batch: int) -> DynamicsState:
+        """`batch` views of a batch-1 state (no copy)."""
+
+        def grow(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.expand(batch, *x.shape[1:])
+
+        return DynamicsState([grow(h) for h in self.hidden], self.step, grow(self.memory), grow(self.previous))
 
 
 class ConvGRUCell(nn.Module):
@@ -256,7 +279,9 @@ class Dynamics(nn.Module):
             self.camera_shift = nn.Parameter(torch.tensor(cfg.camera_shift, dtype=torch.float32))
             self.warp_gate = nn.Parameter(torch.full(cfg.token_grid, 4.0))  # logits: sigmoid(4) = 0.98, shift nearly everywhere
         self.up = nn.ConvTranspose2d(c, e, 4, stride=2, padding=1)
-        self.head = nn.Sequential(nn.Conv2d(2 * e, e, 3, padding=1), nn.GELU(), nn.Conv2d(e, cfg.codebook_size, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d((1 + cfg.head_frames) * e, e, 3, padding=1), nn.GELU(), nn.Conv2d(e, cfg.codebook_size, 1)
+        )
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> DynamicsState:
         h, w = (s // 2 for s in self.cfg.token_grid)
@@ -312,8 +337,11 @@ class Dynamics(nn.Module):
         if self.cfg.memory:
             memory = self.memory.push(memory, x)
             x = self.memory(x, memory, min(state.step + 1, self.cfg.memory))
-        logits = self.head(torch.cat([F.gelu(self.up(x)), emb], 1))
-        return DynamicsState(hidden, state.step + 1, memory), logits
+        seen = [F.gelu(self.up(x)), emb]
+        if self.cfg.head_frames == 2:
+            seen.append(emb if state.previous is None else state.previous)  # the first step sees no motion
+        logits = self.head(torch.cat(seen, 1))
+        return DynamicsState(hidden, state.step + 1, memory, emb if self.cfg.head_frames == 2 else None), logits
 
     def forward(
         self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState | None = None

@@ -105,6 +105,34 @@ class DynamicsTrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+def init_weights(model: Dynamics, state: dict[str, torch.Tensor], path: str) -> None:
+    """Start `model` from another world's dynamics weights; missing parameters keep their init.
+
+    A weight with more input channels than the source (the head of `head_frames: 2`
+    started from a `head_frames: 1` world) gets the source in its leading channels
+    and zeros in the new ones, so the model starts out computing what the source did.
+    """
+    own = model.state_dict()
+    for name, value in list(state.items()):
+        want = own.get(name)
+        if want is None or want.shape == value.shape:
+            continue
+        if (
+            want.dim() > 1
+            and want.shape[0] == value.shape[0]
+            and want.shape[2:] == value.shape[2:]
+            and want.shape[1] > value.shape[1]
+        ):
+            grown = torch.zeros_like(want)
+            grown[:, : value.shape[1]] = value
+            state[name] = grown
+        else:
+            raise OchreError(
+                f"{path}: dynamics weight {name} has shape {tuple(value.shape)}, this model needs {tuple(want.shape)}"
+            )
+    model.load_state_dict(state, strict=False)
+
+
 def ramp(step: int, cfg: DynamicsLoopConfig) -> float:
     """0 -> 1 between ar_start and ar_end: linear, or an inverse sigmoid centred on ar_end's midpoint."""
     if cfg.ar_schedule == "linear":
@@ -409,7 +437,7 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     if cfg.train.resume:
         start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
     elif cfg.train.init_from:
-        model.load_state_dict(load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"], strict=False)
+        init_weights(model, load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"], cfg.train.init_from)
     window_loss = distributed.data_parallel(WindowLoss(model, cfg.train, ctx), device)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
