@@ -101,7 +101,13 @@ def random_actions(model: Dynamics, *shape: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "extra", [{}, {"memory": 3, "memory_heads": 2}, FIRST_PERSON | {"memory": 4, "memory_heads": 2}, {"head_frames": 2}]
+    "extra",
+    [
+        {},
+        {"memory": 3, "memory_heads": 2},
+        FIRST_PERSON | {"memory": 4, "memory_heads": 2},
+        FIRST_PERSON | {"head_frames": 2, "camera_shift": [0.5] * 14},
+    ],
 )
 def test_forward_sequence_matches_repeated_step(extra):
     model = tiny_dynamics(**extra).eval()
@@ -173,12 +179,13 @@ def test_camera_warp_shifts_the_view_and_learns_its_size():
     turn[0, 0] = 5  # two cells right
     with torch.no_grad():
         warped.warp_gate.fill_(30.0)  # the gate fully open: everything turns with the view
-    emb, hidden = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn)
+    emb, hidden, previous = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn, warped.embed(tokens))
     assert torch.allclose(emb[..., 2:], warped.embed(tokens)[..., :-2], atol=1e-6) and emb[..., :2].abs().sum() == 0
+    assert torch.equal(previous, emb)  # the last frame (head_frames 2) turns with the view too
     assert hidden[0][..., 0].sum() == 0 and hidden[0][..., 1:].min() == 1  # half resolution: one cell
     with torch.no_grad():
         warped.warp_gate[6:].fill_(-30.0)  # the bottom rows stay on the screen (a weapon)
-    emb, hidden = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn)
+    emb, hidden, _ = warped.warp(warped.embed(tokens), [torch.ones(1, 8, 4, 4)], turn)
     assert torch.allclose(emb[..., 6:, :], warped.embed(tokens)[..., 6:, :]) and hidden[0][..., 3:, :].min() == 1
     assert torch.allclose(emb[..., :6, 2:], warped.embed(tokens)[..., :6, :-2], atol=1e-6)
     warped.step(state, tokens, turn)[1].square().sum().backward()
@@ -273,7 +280,6 @@ def test_head_frames_two_gives_the_head_the_previous_embedding():
     assert not torch.allclose(model.step(state, nxt, action)[1], model.step(moved, nxt, action)[1])
 
 
-@pytest.mark.parametrize("bad", [{"head_frames": 3}, {"head_frames": 2, "camera_warp": [1.0, 1.0]} | FIRST_PERSON])
-def test_head_frames_config_is_checked(bad):
+def test_head_frames_config_is_checked():
     with pytest.raises(ValueError, match="head_frames"):
-        tiny_dynamics(**bad)
+        tiny_dynamics(head_frames=3)

@@ -70,8 +70,6 @@ class DynamicsConfig:
             raise ValueError(f"token_grid {self.token_grid} must be even (the stem halves it)")
         if self.head_frames not in (1, 2):
             raise ValueError(f"head_frames must be 1 or 2, got {self.head_frames}")
-        if self.head_frames == 2 and self.camera_warp:
-            raise ValueError("head_frames 2 does not combine with camera_warp (the previous embedding is not warped)")
         if self.hidden_dim % self.memory_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by memory_heads {self.memory_heads}")
         if self.camera_factors < 0 or (self.camera_factors and self.camera_factors >= len(self.factors)):
@@ -308,25 +306,30 @@ class Dynamics(nn.Module):
         return self.action_embed(action[:, n_cam:]), self.camera_embed(action[:, :n_cam])
 
     def warp(
-        self, emb: torch.Tensor, hidden: list[torch.Tensor], action: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Translate the embedding (token cells) and hidden maps (half resolution) by the camera bins' shift, where gated."""
+        self, emb: torch.Tensor, hidden: list[torch.Tensor], action: torch.Tensor, previous: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """Translate the embeddings (token cells) and hidden maps (half resolution) by the camera bins' shift, where gated.
+
+        `previous` is the last step's embedding (`head_frames: 2`), already in this step's view; it turns on with this one.
+        """
         if not self.cfg.camera_shift:
-            return emb, hidden
+            return emb, hidden, previous
         a = action.view(action.shape[0], -1)
         dx = self.camera_shift[a[:, 0]].to(emb.dtype)
         dy = self.camera_shift[self.cfg.factors[0] + a[:, 1]].to(emb.dtype)
         gate = torch.sigmoid(self.warp_gate).to(emb.dtype)  # (h, w): 1 turns with the view, 0 stays on the screen
         half = F.avg_pool2d(gate[None, None], 2)[0, 0]
-        emb = gate * translate(emb, dx, dy) + (1 - gate) * emb
-        return emb, [half * translate(h, dx / 2, dy / 2) + (1 - half) * h for h in hidden]
+        hidden = [half * translate(h, dx / 2, dy / 2) + (1 - half) * h for h in hidden]
+        if previous is not None:
+            previous = gate * translate(previous, dx, dy) + (1 - gate) * previous
+        return gate * translate(emb, dx, dy) + (1 - gate) * emb, hidden, previous
 
     def step_embedded(self, state: DynamicsState, emb: torch.Tensor, action: torch.Tensor) -> tuple[DynamicsState, torch.Tensor]:
         cond, camera = self.condition(action)
-        emb, previous = self.warp(emb, state.hidden, action)
+        emb, warped, last = self.warp(emb, state.hidden, action, state.previous)
         x = F.gelu(self.stem(emb))
         hidden = []
-        for i, (film, cell, h) in enumerate(zip(self.films, self.cells, previous, strict=True)):
+        for i, (film, cell, h) in enumerate(zip(self.films, self.cells, warped, strict=True)):
             inp = film(x, cond)
             if camera is not None:
                 inp = self.camera_films[i](inp, camera)
@@ -339,7 +342,7 @@ class Dynamics(nn.Module):
             x = self.memory(x, memory, min(state.step + 1, self.cfg.memory))
         seen = [F.gelu(self.up(x)), emb]
         if self.cfg.head_frames == 2:
-            seen.append(emb if state.previous is None else state.previous)  # the first step sees no motion
+            seen.append(emb if last is None else last)  # the first step sees no motion
         logits = self.head(torch.cat(seen, 1))
         return DynamicsState(hidden, state.step + 1, memory, emb if self.cfg.head_frames == 2 else None), logits
 
