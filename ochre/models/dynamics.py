@@ -37,6 +37,7 @@ predicted frames show the action that was taken.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -98,19 +99,20 @@ class DynamicsState:
     memory: torch.Tensor | None = None
     previous: torch.Tensor | None = None
 
-    def clone(self) -> DynamicsState:
-        def copy(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.clone()
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> DynamicsState:
+        """The same state with `fn` applied to every tensor in it."""
 
-        return DynamicsState([h.clone() for h in self.hidden], self.step, copy(self.memory), copy(self.previous))
+        def maybe(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else fn(x)
+
+        return DynamicsState([fn(h) for h in self.hidden], self.step, maybe(self.memory), maybe(self.previous))
+
+    def clone(self) -> DynamicsState:
+        return self.map(torch.Tensor.clone)
 
     def expand(self, batch: int) -> DynamicsState:
         """`batch` views of a batch-1 state (no copy)."""
-
-        def grow(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.expand(batch, *x.shape[1:])
-
-        return DynamicsState([grow(h) for h in self.hidden], self.step, grow(self.memory), grow(self.previous))
+        return self.map(lambda x: x.expand(batch, *x.shape[1:]))
 
 
 class ConvGRUCell(nn.Module):
@@ -320,9 +322,11 @@ class Dynamics(nn.Module):
         gate = torch.sigmoid(self.warp_gate).to(emb.dtype)  # (h, w): 1 turns with the view, 0 stays on the screen
         half = F.avg_pool2d(gate[None, None], 2)[0, 0]
         hidden = [half * translate(h, dx / 2, dy / 2) + (1 - half) * h for h in hidden]
-        if previous is not None:
-            previous = gate * translate(previous, dx, dy) + (1 - gate) * previous
-        return gate * translate(emb, dx, dy) + (1 - gate) * emb, hidden, previous
+
+        def turn(x: torch.Tensor) -> torch.Tensor:
+            return gate * translate(x, dx, dy) + (1 - gate) * x
+
+        return turn(emb), hidden, None if previous is None else turn(previous)
 
     def step_embedded(self, state: DynamicsState, emb: torch.Tensor, action: torch.Tensor) -> tuple[DynamicsState, torch.Tensor]:
         cond, camera = self.condition(action)
@@ -340,11 +344,12 @@ class Dynamics(nn.Module):
         if self.cfg.memory:
             memory = self.memory.push(memory, x)
             x = self.memory(x, memory, min(state.step + 1, self.cfg.memory))
+        two = self.cfg.head_frames == 2
         seen = [F.gelu(self.up(x)), emb]
-        if self.cfg.head_frames == 2:
+        if two:
             seen.append(emb if last is None else last)  # the first step sees no motion
         logits = self.head(torch.cat(seen, 1))
-        return DynamicsState(hidden, state.step + 1, memory, emb if self.cfg.head_frames == 2 else None), logits
+        return DynamicsState(hidden, state.step + 1, memory, emb if two else None), logits
 
     def forward(
         self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState | None = None
