@@ -14,7 +14,8 @@ Results layout (every number is a plain float, lists are indexed by horizon - 1)
     world_checks                       None (--no-world-checks) or {"camera", "ball"}, each None where it does not apply:
                                        camera {"results": {predictor: ochre.world_checks.camera_response dict},
                                        "real_game": real_camera_response dict or None, "real_game_note": why it is None};
-                                       ball {"results": {predictor: ochre.world_checks.ball_tracking dict}}
+                                       ball {"results": {predictor: ochre.world_checks.ball_tracking dict},
+                                             "ceiling": ochre.world_checks.ball_ceiling dict (absent in older reports)}
     files                              {"plots": {label: path}, "videos": {label: path}}, relative to report.md
 """
 
@@ -41,6 +42,7 @@ LABELS = {
     "copy_last": "copy-last frame",
     "model_random_actions": "model, random actions",
     "pixel_film": "pixel-space FiLM baseline (same data)",
+    "tokenizer_ceiling": "tokenizer ceiling (true frame encoded and decoded)",
 }
 
 
@@ -286,6 +288,15 @@ def ball_section(ball: dict[str, Any]) -> str:
         for name, r in results.items()
     ]
     body.append([label("copy_last"), _frac(first["copy_last_fraction"]), "—", "—", "—"])
+    split = [
+        f"{label(name)} {_frac(r['in_flight_fraction'])} of {r['in_flight_cases']} balls in flight, "
+        f"{_frac(r['serve_fraction'])} of {r['serve_cases']} serves"
+        for name, r in results.items()
+        if "in_flight_cases" in r  # absent in older reports
+    ]
+    ceiling = ball.get("ceiling")
+    if ceiling:
+        body.append([label("tokenizer_ceiling"), _frac(ceiling["tokenizer_fraction"]), "—", "—", "—"])  # what any model can reach
     steps = list(range(1, n + 1))
     per_step = [[label(name), "ball within tol", *(_frac(v) for v in r["fraction_by_step"])] for name, r in results.items()]
     per_step += [[label(name), "PSNR (dB)", *(f"{v:.2f}" for v in r["psnr_by_step"])] for name, r in results.items()]
@@ -299,6 +310,11 @@ def ball_section(ball: dict[str, Any]) -> str:
             f"Pass: at least {first['pass_fraction']:.0%}.",
             "",
             _table(head, body),
+            *(
+                ["", "Balls already in flight in the last seed frame against balls served after it: " + "; ".join(split) + "."]
+                if split
+                else []
+            ),
             "",
             _table(["predictor", "per step", *(f"@{h}" for h in steps)], per_step),
         ]

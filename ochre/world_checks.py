@@ -20,6 +20,9 @@ Ball tracking (Pong). Open-loop rollouts from held-out windows; the ball is foun
 colour (`find_ball`) in the predicted and the true frame at step `horizon`, and a window
 counts as tracked when the two are within `tol` pixels, among windows whose true ball is
 on screen. Per-horizon RGB PSNR of the same rollouts is reported beside it.
+The score is also split into balls already in flight in the last seed frame and balls
+served after it. `ball_ceiling` is the most a dynamics model over a given tokenizer can
+score: the share of true frames that still show the ball once encoded and decoded.
 """
 
 from __future__ import annotations
@@ -440,6 +443,38 @@ def ball_errors(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.nda
     return on_screen, error
 
 
+class Codec(Protocol):
+    """Frames to tokens and back (`ochre.runtime.WorldModel`)."""
+
+    def encode(self, frames: np.ndarray) -> Any: ...
+    def decode(self, tokens: Any) -> np.ndarray: ...
+
+
+def ball_ceiling(
+    codec: Codec,
+    data: EpisodeDataset,
+    windows: int = 256,
+    context: int = 4,
+    horizon: int = BALL_HORIZON,
+    tol: float = BALL_TOL_PX,
+    seed: int = 0,
+    batch: int = 32,
+) -> dict[str, Any]:
+    """The most of `ball_tracking`'s score any dynamics model over this tokenizer can reach, on the same windows.
+
+    tokenizer_fraction: the true frame at `horizon`, encoded and decoded, still shows the ball
+    within `tol` px (a perfect token predictor draws exactly that).
+    """
+    picked = WindowSampler(data, context + horizon, split="all", seed=seed).fixed(windows, seed=seed)
+    kept = []
+    for i in range(0, len(picked.rows), batch):
+        truth = picked.rows[i : i + batch, -1:].numpy()
+        seen, err = ball_errors(codec.decode(codec.encode(truth)), truth)
+        kept.append(err[seen[:, 0], 0] <= tol)
+    kept_all = np.concatenate(kept)
+    return {"cases": len(kept_all), "tokenizer_fraction": _ratio(kept_all.sum(), len(kept_all))}
+
+
 def ball_tracking(
     world: Predictor,
     data: EpisodeDataset,
@@ -452,14 +487,16 @@ def ball_tracking(
 ) -> dict[str, Any]:
     """Open-loop rollouts on fixed held-out windows (the data's actions): is the ball within `tol` px at `horizon`?
 
-    Also: the same score at every step, the copy-last-frame reference at `horizon`, and
+    Also: the same score split into balls already in flight in the last seed frame and balls
+    served after it, the score at every step, the copy-last-frame reference at `horizon`, and
     per-horizon RGB PSNR (MSE averaged over the windows, frames in [0, 1]).
     """
     picked = WindowSampler(data, context + horizon, split="all", seed=seed).fixed(windows, seed=seed)
-    on_screen, error, copy_error, sse = [], [], [], np.zeros(horizon)
+    on_screen, error, copy_error, flying, sse = [], [], [], [], np.zeros(horizon)
     for i in range(0, len(picked.rows), batch):
         frames, actions = picked.rows[i : i + batch].numpy(), picked.actions[i : i + batch].numpy()
         truth = frames[:, context:]
+        flying.append(np.array([find_ball(f) is not None for f in frames[:, context - 1]], bool))
         pred = world.rollout(frames[:, :context], actions[:, : context - 1], actions[:, context - 1 : context - 1 + horizon])
         seen, err = ball_errors(pred, truth)
         on_screen.append(seen)
@@ -469,6 +506,7 @@ def ball_tracking(
     seen, err, copy_err = np.concatenate(on_screen), np.concatenate(error), np.concatenate(copy_error)
     last, within = seen[:, -1], err <= tol
     cases = int(last.sum())
+    flight, serve = last & np.concatenate(flying), last & ~np.concatenate(flying)
     found = last & np.isfinite(err[:, -1])
     fraction = _ratio(within[:, -1].sum(), cases)
     return {
@@ -483,6 +521,10 @@ def ball_tracking(
         "no_ball_fraction": _ratio((last & np.isinf(err[:, -1])).sum(), cases),
         "mean_error_px": _ratio(err[found, -1].sum(), found.sum()),  # where both balls were found
         "fraction_by_step": [_ratio(within[:, t].sum(), seen[:, t].sum()) for t in range(horizon)],
+        "in_flight_cases": int(flight.sum()),  # the ball is on screen in the last seed frame too
+        "in_flight_fraction": _ratio(within[flight, -1].sum(), flight.sum()),
+        "serve_cases": int(serve.sum()),  # served after the last seed frame
+        "serve_fraction": _ratio(within[serve, -1].sum(), serve.sum()),
         "copy_last_fraction": _ratio((copy_err[last] <= tol).sum(), cases),
         "psnr_by_step": [psnr_from_mse(float(m)) for m in sse / len(seen)],
         "passed": fraction is not None and fraction >= PASS_FRACTION,

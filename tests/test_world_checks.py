@@ -20,6 +20,7 @@ from ochre.world_checks import (
     PONG_BACKGROUND,
     PONG_BALL,
     PONG_PADDLES,
+    ball_ceiling,
     ball_tracking,
     camera_action,
     camera_gain,
@@ -337,10 +338,39 @@ def test_ball_tracking_on_real_pong_windows(tmp_path):
     perfect = ball_tracking(Replay(truth), data, windows=40, batch=16)
     assert perfect["cases"] > 15 and perfect["fraction"] == 1.0 and perfect["passed"]
     assert perfect["mean_error_px"] == 0.0 and perfect["no_ball_fraction"] == 0.0 and perfect["psnr_by_step"][-1] == 100.0
+    assert perfect["in_flight_cases"] + perfect["serve_cases"] == perfect["cases"] and perfect["in_flight_cases"] > 0
+    assert perfect["in_flight_fraction"] == 1.0 and perfect["serve_fraction"] in (1.0, None)
     copy = ball_tracking(CopyLast(), data, windows=40, batch=16)
     assert copy["fraction"] == copy["copy_last_fraction"] < 0.5 and not copy["passed"]
     assert copy["cases"] == perfect["cases"] and len(copy["fraction_by_step"]) == 6
     assert copy["psnr_by_step"][0] > copy["psnr_by_step"][-1]
+    assert copy["serve_fraction"] in (0.0, None)  # copying a frame without the ball never draws a served one
+
+
+class Identity:
+    """A lossless codec: tokens are the frames themselves."""
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        return frames
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        return tokens
+
+
+class Blank(Identity):
+    """A codec that loses everything but the background colour."""
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.array(PONG_BACKGROUND, np.uint8), tokens.shape).copy()
+
+
+def test_ball_ceiling_counts_the_balls_the_tokenizer_keeps(tmp_path):
+    pong_dataset(tmp_path / "pong", 300, seed=2)
+    data = EpisodeDataset(tmp_path / "pong")
+    lossless = ball_ceiling(Identity(), data, windows=40, batch=16)
+    assert lossless["cases"] == ball_tracking(CopyLast(), data, windows=40, batch=16)["cases"] > 15
+    assert lossless["tokenizer_fraction"] == 1.0
+    assert ball_ceiling(Blank(), data, windows=40, batch=16)["tokenizer_fraction"] == 0.0
 
 
 def test_tokenizer_evaluation_counts_the_ball_it_keeps_on_pong(tmp_path):
@@ -372,7 +402,8 @@ def camera_result(fraction: float, passed: bool) -> dict:
 def ball_result() -> dict:
     return {"windows": 64, "context": 4, "horizon": 6, "tol_px": 2.0, "pass_fraction": 0.9, "cases": 50, "within_tol": 47,
             "fraction": 0.94, "no_ball_fraction": 0.02, "mean_error_px": 0.8, "fraction_by_step": [1.0, 0.98, 0.96, 0.96, 0.94, 0.94],
-            "copy_last_fraction": 0.04, "psnr_by_step": [30.0, 29.0, 28.0, 27.0, 26.0, 25.5], "passed": True}  # fmt: skip
+            "copy_last_fraction": 0.04, "psnr_by_step": [30.0, 29.0, 28.0, 27.0, 26.0, 25.5], "passed": True,
+            "in_flight_cases": 40, "in_flight_fraction": 0.975, "serve_cases": 10, "serve_fraction": 0.8}  # fmt: skip
 
 
 def test_report_section_from_a_hand_made_results_dict():
@@ -387,6 +418,12 @@ def test_report_section_from_a_hand_made_results_dict():
     md = world_checks_section({"world": "pong", "world_checks": {"camera": None, "ball": {"results": {"model": ball_result()}}}})
     assert "### Pong ball tracking" in md and "| model | 0.94 | 0.02 | 0.8 | **pass** |" in md
     assert "| copy-last frame | 0.04 | — | — | — |" in md and "| model | PSNR (dB) | 30.00 |" in md and "(50 cases)" in md
+    assert "tokenizer ceiling" not in md  # reports written before the ceiling existed still render
+    assert "model 0.97 of 40 balls in flight, 0.80 of 10 serves" in md
+    ceiling = {"cases": 50, "tokenizer_fraction": 0.96}
+    md = world_checks_section({"world": "pong", "world_checks": {"camera": None, "ball": {"results": {"model": ball_result()},
+                                                                                          "ceiling": ceiling}}})  # fmt: skip
+    assert "| tokenizer ceiling (true frame encoded and decoded) | 0.96 | — | — | — |" in md
     none = world_checks_section({"world": "coinrun", "world_checks": {"camera": None, "ball": None}})
     assert "None applies to world 'coinrun'" in none
     assert "Skipped (`--no-world-checks`)" in world_checks_section({"world_checks": None})

@@ -47,7 +47,7 @@ from ochre.report import build_results, render_markdown
 from ochre.report import label as predictor_label
 from ochre.stability import POLICIES, Thresholds, calibrate_change, judge, real_window_change, stability_rollout
 from ochre.training.logger import make_run_dir
-from ochre.world_checks import PITCH_LIMITS, ball_tracking, camera_response, held_out_seeds, real_camera_response
+from ochre.world_checks import PITCH_LIMITS, ball_ceiling, ball_tracking, camera_response, held_out_seeds, real_camera_response
 from train.stability import VIDEO_SIZE
 from train.stability import write_plot as write_stability_plot
 
@@ -241,7 +241,8 @@ def run_world_checks(args: argparse.Namespace, wm: WorldModel, predictors: dict[
             "results": {
                 name: ball_tracking(world, data, args.windows, args.context, seed=args.seed, batch=args.batch)
                 for name, world in predictors.items()
-            }
+            },
+            "ceiling": ball_ceiling(wm, data, args.windows, args.context, seed=args.seed, batch=args.batch),
         }
     return checks
 
