@@ -68,12 +68,22 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
 
 
-def load_tokenizer_or_world(path: str | Path) -> Tokenizer:
-    """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
+def load_tokenizer_payload(path: str | Path) -> dict[str, Any]:
+    """The tokenizer payload of a tokenizer checkpoint, or of a world checkpoint's tokenizer section.
+
+    A world's section gets back the tokenizer's training config from the world's `configs`,
+    so a world trained on tokens made by another world's tokenizer records it as well.
+    """
     payload = load_torch(path)
     if isinstance(payload, dict) and payload.get("format") == "ochre-world":
-        return build_tokenizer(load_checkpoint(path, "ochre-world")["tokenizer"])
-    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
+        world = load_checkpoint(path, "ochre-world")
+        return world["tokenizer"] | {"train_config": world.get("configs", {}).get("tokenizer_train", {})}
+    return load_checkpoint(path, "ochre-tokenizer")
+
+
+def load_tokenizer_or_world(path: str | Path) -> Tokenizer:
+    """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
+    return build_tokenizer(load_tokenizer_payload(path))
 
 
 def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -191,6 +191,27 @@ def test_tokenize_resumes_an_interrupted_run(tiny_world, tmp_path):
     assert done.returncode == 2 and "already exists" in done.stderr
 
 
+def test_a_world_checkpoint_tokenizes_new_frames_and_trains_on(tiny_world, tmp_path):
+    """A shipped world's own tokenizer encodes frames (the same tokens as its tokenizer file) and a continued run keeps it."""
+    from ochre.data.store import EpisodeDataset
+
+    out = tmp_path / "tokens"
+    run_module("vqvae.tokenize", "--tokenizer", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),
+               "--out", str(out), "--device", "cpu")  # fmt: skip
+    mine, theirs = EpisodeDataset(out), EpisodeDataset(tiny_world["tokens"])
+    assert mine.manifest["tokenizer"]["path"] == str(tiny_world["world"])
+    assert mine.episodes() == theirs.episodes()
+    for shard, start, n in mine.episodes():
+        assert np.array_equal(mine.rows(shard, start, n)[0], theirs.rows(shard, start, n)[0])
+    run_module("train.dynamics", "--config", "configs/tiny/dynamics.yaml", f"data.path={out}", f"run.dir={tmp_path}",
+               "run.name=again", "data.val_every=4", "train.max_steps=2", f"train.init_from={tiny_world['world']}")  # fmt: skip
+    world = torch.load(tmp_path / "again" / "checkpoints" / "world.pt", weights_only=True)
+    source = torch.load(tiny_world["world"], weights_only=True)
+    for key, value in source["tokenizer"]["state_dict"].items():
+        assert torch.equal(world["tokenizer"]["state_dict"][key], value), key
+    assert world["configs"]["tokenizer_train"] == source["configs"]["tokenizer_train"]
+
+
 def test_vqvae_bench_prints_throughput(tiny_world):
     proc = run_module("vqvae.bench", "--tokenizer", str(tiny_world["tokenizer"]), "--batch", "8", "--repeats", "2")
     assert "encode+decode" in proc.stdout and "frames/s" in proc.stdout

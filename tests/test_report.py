@@ -152,3 +152,14 @@ def test_play_gif_shows_the_seed_then_the_scripted_rollout(tmp_path, tiny_world)
     assert gif.n_frames == 4 + 5 and gif.size == (2 * 64, 64)  # K seed + N predicted frames, two panels
     first = np.asarray(gif.convert("RGB"), dtype=np.float64)[:, :64]
     assert np.abs(first - frames[0]).mean() < 8  # the first frame is the real seed (up to the GIF palette)
+
+
+def test_benchmarks_leave_the_table_alone_without_measurements(tmp_path, capsys):
+    from train.benchmarks import main
+
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("the numbers of the last measurement\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--runs", str(tmp_path / "empty"), "--out", str(out)])
+    assert exit_.value.code == 2 and "no measurements" in capsys.readouterr().err
+    assert out.read_text() == "the numbers of the last measurement\n"

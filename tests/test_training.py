@@ -259,3 +259,55 @@ def test_init_from_a_one_frame_head_starts_the_two_frame_head_where_it_was():
     other = Dynamics(DynamicsConfig(**(small | {"embed_dim": 4})))
     with pytest.raises(OchreError, match=r"source\.pt: dynamics weight token_embed\.weight"):
         init_weights(other, dict(source.state_dict()), "source.pt")
+
+
+class PixelTokens:
+    """A stand-in tokenizer for the Pong ball check: one token per pixel, 0 = the field, 1 = the ball."""
+
+    def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, 64, 64) -> (B, 3, 64, 64) in [-1, 1]
+        from ochre.world_checks import PONG_BACKGROUND, PONG_BALL
+
+        colours = torch.tensor([PONG_BACKGROUND, PONG_BALL], dtype=torch.float32) / 127.5 - 1
+        return colours[tokens].permute(0, 3, 1, 2)
+
+
+class Shift(torch.nn.Module):
+    """Predicts every token `dx` cells right of where it was; dx = 0 repeats the last frame."""
+
+    def __init__(self, dx: int):
+        super().__init__()
+        self.dx, self.unused = dx, torch.nn.Parameter(torch.zeros(()))
+
+    def initial_state(self, batch, device=None):
+        return None
+
+    def step(self, state, tokens, action):
+        return state, torch.nn.functional.one_hot(tokens.roll(self.dx, -1), 2).permute(0, 3, 1, 2).float()
+
+
+class Erase(Shift):
+    """Predicts the empty field."""
+
+    def step(self, state, tokens, action):
+        return super().step(state, torch.zeros_like(tokens), action)
+
+
+def test_validation_ball_check_scores_the_rollout_at_step_six():
+    from ochre.training.dynamics import validate_ball
+
+    rows = torch.zeros(3, 10, 64, 64, dtype=torch.long)  # 4 seed frames + 6 steps; the ball moves 1 px right a step
+    for t in range(10):
+        rows[0, t, 30, 10 + t] = 1
+        rows[1, t, 40, 20 + t] = 1  # the third window has no ball: not a case
+    windows = Batch(rows, torch.zeros(3, 10, dtype=torch.long))
+    right = validate_ball(Shift(1), PixelTokens(), windows, context=4, batch=2)
+    assert right == {"val/ball@6": 1.0, "val/ball_missing@6": 0.0, "val/ball_cases": 2.0}
+    still = validate_ball(Shift(0), PixelTokens(), windows, context=4)  # copy-last: 6 px behind
+    assert still["val/ball@6"] == 0.0 and still["val/ball_missing@6"] == 0.0
+    assert validate_ball(Erase(0), PixelTokens(), windows, context=4) == {
+        "val/ball@6": 0.0,
+        "val/ball_missing@6": 1.0,
+        "val/ball_cases": 2.0,
+    }
+    rows[:, 4:] = 0  # the model's own ball is compared with a truth that has none
+    assert validate_ball(Shift(1), PixelTokens(), Batch(rows, windows.actions), context=4)["val/ball_cases"] == 0.0

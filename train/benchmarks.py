@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ochre.errors import cli_entry
+from ochre.errors import OchreError, cli_entry
 from ochre.io import write_text
 from ochre.report import (
     action_following_section,
@@ -233,6 +233,12 @@ def throughput_section(train: dict | None, data: dict | None) -> str:
     return "\n".join(parts)
 
 
+def measurements(worlds: list[str], runs: Path) -> list[Path]:
+    """The measurement files under `runs` that BENCHMARKS.md is written from."""
+    files = [runs / w / name for w in worlds for name in ("eval/results.json", "live.json")]
+    return [f for f in [*files, runs / "train.json", runs / "data.json"] if f.is_file()]
+
+
 def render(worlds: list[str], runs: Path) -> str:
     evals = {w: read_json(runs / w / "eval" / "results.json") for w in worlds}
     lives = {w: read_json(runs / w / "live.json") for w in worlds}
@@ -271,7 +277,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.measure:
         measure(args)
-    write_text(Path(args.out), render(args.worlds, Path(args.runs)))
+    runs = Path(args.runs)
+    if not measurements(args.worlds, runs):
+        raise OchreError(
+            f"{runs}: no measurements to write {args.out} from (<world>/eval/results.json, <world>/live.json, train.json, "
+            f"data.json); {args.out} is left as it is. Measure with `make bench` (python -m train.benchmarks --measure)"
+        )
+    write_text(Path(args.out), render(args.worlds, runs))
     print(f"wrote {args.out}")
 
 

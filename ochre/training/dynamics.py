@@ -37,7 +37,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from ochre.actions import ActionSpec
-from ochre.checkpoint import build_tokenizer, load_checkpoint
+from ochre.checkpoint import build_tokenizer, load_checkpoint, load_tokenizer_payload
 from ochre.config import to_dict
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import Batch, WindowSampler
@@ -55,6 +55,7 @@ from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConf
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
 from ochre.training.state import load_train_state, save_train_state
 from ochre.world import save_world
+from ochre.world_checks import BALL_HORIZON, BALL_TOL_PX, ball_errors
 
 
 @dataclass
@@ -87,12 +88,13 @@ class DynamicsLoopConfig(LoopConfig):
     val_context: int = 4  # seed frames for validation rollouts
     val_horizon: int = 16  # predicted frames in validation rollouts
     val_windows: int = 32  # windows in the fixed validation set
+    ball_windows: int = 256  # Pong only: validation windows of the ball check (val/ball@6); 0 turns it off
     dist_backend: Literal["", "nccl", "gloo"] = ""  # torchrun process-group backend; empty = nccl on CUDA, gloo on CPU
 
 
 @dataclass
 class TokenizerRef:
-    path: str = ""  # tokenizer checkpoint; empty = the one recorded in the token dataset's manifest
+    path: str = ""  # tokenizer or world checkpoint; empty = the one recorded in the token dataset's manifest
 
 
 @dataclass
@@ -402,7 +404,7 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     main = distributed.is_main()
     data = EpisodeDataset(cfg.data.path, expect_kind="tokens")
     tok_path = cfg.tokenizer.path or data.manifest["tokenizer"]["path"]
-    tok_payload = load_checkpoint(tok_path, "ochre-tokenizer")
+    tok_payload = load_tokenizer_payload(tok_path)
     made_by = data.manifest.get("tokenizer", {}).get("sha256")
     if made_by and made_by != sha256_file(tok_path):
         raise OchreError(
@@ -419,6 +421,10 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     if main:
         val_len = cfg.train.val_context + cfg.train.val_horizon
         val = WindowSampler(data, val_len, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(cfg.train.val_windows)
+    ball = None
+    if main and data.manifest.get("world", cfg.run.world) == "pong" and cfg.train.ball_windows:
+        ball_len = cfg.train.val_context + BALL_HORIZON
+        ball = WindowSampler(data, ball_len, "val", cfg.data.val_every, seed=cfg.train.seed + 2).fixed(cfg.train.ball_windows)
     run_dir = distributed.broadcast_from_main(
         make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name) if main else None
     )
@@ -486,6 +492,7 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
                 row |= {"lr": lr, "time_s": time.time() - t0, "bad_steps": bad_steps} | camera_shift_logs(model)
             if main and (step % cfg.logging.sample_every == 0 or last):
                 row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step, data.action_spec)
+                row |= validate_ball(model, tokenizer, ball, cfg.train.val_context) if ball else {}
             if row:
                 logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
@@ -597,3 +604,31 @@ def validate(
             f"val/rollout_psnr@{len(per_h)}": per_h[-1],
         }
     )
+
+
+@torch.no_grad()
+def validate_ball(model: Dynamics, tokenizer: Tokenizer, windows: Batch, context: int, batch: int = 64) -> dict[str, float]:
+    """Pong's target on validation episodes: open-loop rollouts of the windows' actions, is the ball within
+    BALL_TOL_PX of the true one at step BALL_HORIZON (of the cases where the true ball is on screen)?
+
+    The truth is the true tokens decoded, so a frame whose ball the tokenizer loses is not a case;
+    `python -m train.evaluate` scores held-out games against the real frames.
+    """
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    last_pred, last_true = [], []
+    for i in range(0, len(windows.rows), batch):
+        rows, actions = windows.rows[i : i + batch].to(device), windows.actions[i : i + batch].to(device)
+        pred = rollout_tokens(model, rows[:, :context], actions[:, : context - 1], actions[:, context - 1 : -1])
+        last_pred.append(to_uint8(tokenizer.decode_tokens(pred[:, -1]).clamp(-1, 1)))
+        last_true.append(to_uint8(tokenizer.decode_tokens(rows[:, -1]).clamp(-1, 1)))
+    model.train(was_training)
+    on_screen, error = ball_errors(np.concatenate(last_pred)[:, None], np.concatenate(last_true)[:, None])
+    cases = int(on_screen.sum())
+    within = int((error[on_screen] <= BALL_TOL_PX).sum())
+    missing = int(np.isinf(error[on_screen]).sum())
+    return {
+        f"val/ball@{BALL_HORIZON}": within / cases if cases else float("nan"),
+        f"val/ball_missing@{BALL_HORIZON}": missing / cases if cases else float("nan"),
+        "val/ball_cases": float(cases),
+    }
