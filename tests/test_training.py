@@ -301,13 +301,11 @@ def test_validation_ball_check_scores_the_rollout_at_step_six():
         rows[1, t, 40, 20 + t] = 1  # the third window has no ball: not a case
     windows = Batch(rows, torch.zeros(3, 10, dtype=torch.long))
     right = validate_ball(Shift(1), PixelTokens(), windows, context=4, batch=2)
-    assert right == {"val/ball@6": 1.0, "val/ball_missing@6": 0.0, "val/ball_cases": 2.0}
-    still = validate_ball(Shift(0), PixelTokens(), windows, context=4)  # copy-last: 6 px behind
-    assert still["val/ball@6"] == 0.0 and still["val/ball_missing@6"] == 0.0
-    assert validate_ball(Erase(0), PixelTokens(), windows, context=4) == {
-        "val/ball@6": 0.0,
-        "val/ball_missing@6": 1.0,
-        "val/ball_cases": 2.0,
-    }
+    assert right == {"val/ball@1": 1.0, "val/ball_missing@1": 0.0, "val/ball@6": 1.0, "val/ball_missing@6": 0.0,
+                     "val/ball_cases": 2.0}  # fmt: skip
+    still = validate_ball(Shift(0), PixelTokens(), windows, context=4)  # copy-last: 1 px behind at step 1, 6 at step 6
+    assert still["val/ball@1"] == 1.0 and still["val/ball@6"] == 0.0 and still["val/ball_missing@6"] == 0.0
+    erased = validate_ball(Erase(0), PixelTokens(), windows, context=4)
+    assert erased["val/ball@1"] == erased["val/ball@6"] == 0.0 and erased["val/ball_missing@6"] == 1.0
     rows[:, 4:] = 0  # the model's own ball is compared with a truth that has none
     assert validate_ball(Shift(1), PixelTokens(), Batch(rows, windows.actions), context=4)["val/ball_cases"] == 0.0

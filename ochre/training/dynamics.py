@@ -610,25 +610,31 @@ def validate(
 def validate_ball(model: Dynamics, tokenizer: Tokenizer, windows: Batch, context: int, batch: int = 64) -> dict[str, float]:
     """Pong's target on validation episodes: open-loop rollouts of the windows' actions, is the ball within
     BALL_TOL_PX of the true one at step BALL_HORIZON (of the cases where the true ball is on screen)?
+    Step 1 is scored too: what is lost there is the one-step prediction, the rest is drift.
 
     The truth is the true tokens decoded, so a frame whose ball the tokenizer loses is not a case;
     `python -m train.evaluate` scores held-out games against the real frames.
     """
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
-    last_pred, last_true = [], []
+    steps = [0, BALL_HORIZON - 1]  # rollout indices of steps 1 and BALL_HORIZON
+
+    def frames(tokens: torch.Tensor) -> np.ndarray:  # (B, S, h, w) -> (B, S, H, W, 3) uint8
+        decoded = to_uint8(tokenizer.decode_tokens(tokens.flatten(0, 1)).clamp(-1, 1))
+        return decoded.reshape(*tokens.shape[:2], *decoded.shape[1:])
+
+    pred_frames, true_frames = [], []
     for i in range(0, len(windows.rows), batch):
         rows, actions = windows.rows[i : i + batch].to(device), windows.actions[i : i + batch].to(device)
         pred = rollout_tokens(model, rows[:, :context], actions[:, : context - 1], actions[:, context - 1 : -1])
-        last_pred.append(to_uint8(tokenizer.decode_tokens(pred[:, -1]).clamp(-1, 1)))
-        last_true.append(to_uint8(tokenizer.decode_tokens(rows[:, -1]).clamp(-1, 1)))
+        pred_frames.append(frames(pred[:, steps]))
+        true_frames.append(frames(rows[:, context:][:, steps]))
     model.train(was_training)
-    on_screen, error = ball_errors(np.concatenate(last_pred)[:, None], np.concatenate(last_true)[:, None])
-    cases = int(on_screen.sum())
-    within = int((error[on_screen] <= BALL_TOL_PX).sum())
-    missing = int(np.isinf(error[on_screen]).sum())
-    return {
-        f"val/ball@{BALL_HORIZON}": within / cases if cases else float("nan"),
-        f"val/ball_missing@{BALL_HORIZON}": missing / cases if cases else float("nan"),
-        "val/ball_cases": float(cases),
-    }
+    on_screen, error = ball_errors(np.concatenate(pred_frames), np.concatenate(true_frames))
+    logs = {}
+    for j, step in enumerate(s + 1 for s in steps):
+        cases = int(on_screen[:, j].sum())
+        seen = error[on_screen[:, j], j]
+        logs[f"val/ball@{step}"] = float((seen <= BALL_TOL_PX).sum() / cases) if cases else float("nan")
+        logs[f"val/ball_missing@{step}"] = float(np.isinf(seen).sum() / cases) if cases else float("nan")
+    return logs | {"val/ball_cases": float(on_screen[:, -1].sum())}
