@@ -163,3 +163,25 @@ def test_benchmarks_leave_the_table_alone_without_measurements(tmp_path, capsys)
         main(["--runs", str(tmp_path / "empty"), "--out", str(out)])
     assert exit_.value.code == 2 and "no measurements" in capsys.readouterr().err
     assert out.read_text() == "the numbers of the last measurement\n"
+
+
+def test_benchmarks_keep_the_part_of_a_world_not_measured_again(tmp_path):
+    from train.benchmarks import KEPT, render
+
+    def measured(root, world, horizon):
+        (root / world / "eval").mkdir(parents=True)
+        (root / world / "eval" / "results.json").write_text(json.dumps(fake_results(horizon) | {"world_checks": None}))
+
+    worlds = ["coinrun", "doom", "pong"]
+    for world in worlds:
+        measured(tmp_path / "before", world, 16)
+    (tmp_path / "before" / "train.json").write_text("{}")  # unreadable as a measurement: listed as not measured
+    old = render(worlds, tmp_path / "before")
+    measured(tmp_path / "now", "pong", 32)
+    md = render(worlds, tmp_path / "now", old)
+    row = lambda text, world: next(line for line in text.splitlines() if line.startswith(f"| {world} |"))  # noqa: E731
+    section = lambda text, world: text.split(f"\n## {world}\n")[1].split("\n## ")[0]  # noqa: E731
+    assert row(md, "coinrun") == row(old, "coinrun") and row(md, "pong") != row(old, "pong")
+    assert section(md, "coinrun").strip() == f"{KEPT}\n\n" + section(old, "coinrun").strip()
+    assert KEPT not in section(md, "pong") and md.count(KEPT) == 3  # coinrun, doom and the throughput part
+    assert render(worlds, tmp_path / "now", md) == md  # marked once, however often it is kept

@@ -3,6 +3,7 @@
     make bench                                    # measure everything, then write BENCHMARKS.md
     python -m train.benchmarks --measure          # the same
     python -m train.benchmarks                    # rewrite BENCHMARKS.md from what runs/bench/ holds
+                                                  # (a world it holds nothing for keeps its part of the old file)
 
 Measuring runs the project's own commands into runs/bench/:
     <world>/eval/results.json   python -m train.evaluate --checkpoint checkpoints/<world>.pt --data data/<world>_heldout
@@ -239,9 +240,41 @@ def measurements(worlds: list[str], runs: Path) -> list[Path]:
     return [f for f in [*files, runs / "train.json", runs / "data.json"] if f.is_file()]
 
 
-def render(worlds: list[str], runs: Path) -> str:
+KEPT = "_Not measured again this time: kept from the previous BENCHMARKS.md._"
+THROUGHPUT = "## Training throughput"
+
+
+def previous_parts(markdown: str) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """An earlier BENCHMARKS.md -> (headline row by world, section by world, throughput and data part)."""
+    intro, *chunks = ("\n" + markdown).split("\n## ")
+    rows = {line.split("|")[1].strip(): line for line in intro.splitlines() if line.startswith("| ")}
+    sections, throughput = {}, None
+    for chunk in chunks:
+        text = ("## " + chunk).strip()
+        if text.startswith(THROUGHPUT):
+            throughput = text
+        elif not text.startswith("## Data generation"):
+            sections[text.splitlines()[0][3:].strip()] = text
+        else:
+            throughput = f"{throughput}\n\n{text}" if throughput else None
+    return rows, sections, throughput
+
+
+def kept(section: str) -> str:
+    return section if KEPT in section else section.replace("\n", f"\n\n{KEPT}\n", 1)
+
+
+def render(worlds: list[str], runs: Path, previous: str = "") -> str:
+    """BENCHMARKS.md from the measurements under `runs`.
+
+    A world (or the throughput part) with nothing measured under `runs` keeps its row and
+    section from `previous`, the file being replaced, marked as kept; without one it is
+    listed with the command that is missing.
+    """
     evals = {w: read_json(runs / w / "eval" / "results.json") for w in worlds}
     lives = {w: read_json(runs / w / "live.json") for w in worlds}
+    old_rows, old_sections, old_throughput = previous_parts(previous)
+    keep = {w for w in worlds if not (evals[w] or lives[w]) and w in old_rows and w in old_sections}
     head = [
         "world",
         "PSNR@1",
@@ -253,6 +286,7 @@ def render(worlds: list[str], runs: Path) -> str:
         "stability",
         "live p50 / p99 (ms)",
     ]
+    rows = [old_rows[w].strip("| ").split(" | ") if w in keep else headline_row(w, evals[w], lives[w]) for w in worlds]
     intro = [
         "# Benchmarks",
         "",
@@ -261,15 +295,12 @@ def render(worlds: list[str], runs: Path) -> str:
         "Quality numbers are open-loop rollouts on held-out data, grayscale 84x84 protocol (DESIGN.md), "
         "K=4 seed frames, 32 steps of the recorded actions. Published pixel world model (CoinRun): mean PSNR 23.95 dB, PSNR@32 26.34 dB.",
         "",
-        table(head, [headline_row(w, evals[w], lives[w]) for w in worlds]),
+        table(head, rows),
     ]
-    sections = [world_section(w, evals[w], lives[w], runs) for w in worlds]
-    return (
-        "\n\n".join(
-            ["\n".join(intro), *sections, throughput_section(read_json(runs / "train.json"), read_json(runs / "data.json"))]
-        )
-        + "\n"
-    )
+    sections = [kept(old_sections[w]) if w in keep else world_section(w, evals[w], lives[w], runs) for w in worlds]
+    train, data = read_json(runs / "train.json"), read_json(runs / "data.json")
+    throughput = kept(old_throughput) if not (train or data) and old_throughput else throughput_section(train, data)
+    return "\n\n".join(["\n".join(intro), *sections, throughput]) + "\n"
 
 
 @cli_entry
@@ -283,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{runs}: no measurements to write {args.out} from (<world>/eval/results.json, <world>/live.json, train.json, "
             f"data.json); {args.out} is left as it is. Measure with `make bench` (python -m train.benchmarks --measure)"
         )
-    write_text(Path(args.out), render(args.worlds, runs))
+    out = Path(args.out)
+    write_text(out, render(args.worlds, runs, out.read_text() if out.is_file() else ""))
     print(f"wrote {args.out}")
 
 
