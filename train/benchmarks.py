@@ -253,10 +253,10 @@ def previous_parts(markdown: str) -> tuple[dict[str, str], dict[str, str], str |
         text = ("## " + chunk).strip()
         if text.startswith(THROUGHPUT):
             throughput = text
-        elif not text.startswith("## Data generation"):
-            sections[text.splitlines()[0][3:].strip()] = text
-        else:
+        elif text.startswith("## Data generation"):  # written right after the throughput part
             throughput = f"{throughput}\n\n{text}" if throughput else None
+        else:
+            sections[text.splitlines()[0][3:].strip()] = text
     return rows, sections, throughput
 
 
