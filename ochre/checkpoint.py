@@ -41,7 +41,11 @@ def save_tokenizer(path: str | Path, model: Tokenizer, step: int, train_config: 
 
 def load_checkpoint(path: str | Path, expect: str) -> dict[str, Any]:
     """Load a checkpoint and check it is of format `expect` ("ochre-tokenizer" or "ochre-world")."""
-    payload = load_torch(path)
+    return checked(load_torch(path), path, expect)
+
+
+def checked(payload: Any, path: str | Path, expect: str) -> dict[str, Any]:
+    """A loaded checkpoint `payload`, once it is known to be of format `expect` and of this format version."""
     if not isinstance(payload, dict) or payload.get("format") != expect:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise OchreError(f"{path}: expected an {expect} checkpoint, found {found!r}")
@@ -74,11 +78,11 @@ def load_tokenizer_payload(path: str | Path) -> dict[str, Any]:
     A world's section gets back the tokenizer's training config from the world's `configs`,
     so a world trained on tokens made by another world's tokenizer records it as well.
     """
-    payload = load_torch(path)
+    payload = load_torch(path)  # read once, whichever kind it is
     if isinstance(payload, dict) and payload.get("format") == "ochre-world":
-        world = load_checkpoint(path, "ochre-world")
+        world = checked(payload, path, "ochre-world")
         return world["tokenizer"] | {"train_config": world.get("configs", {}).get("tokenizer_train", {})}
-    return load_checkpoint(path, "ochre-tokenizer")
+    return checked(payload, path, "ochre-tokenizer")
 
 
 def load_tokenizer_or_world(path: str | Path) -> Tokenizer:
