@@ -235,7 +235,9 @@ def sequence_loss(
         ce = changed_weighted_ce(logits, target, tokens[:, t], cfg.change_weight)
         step_loss = ce
         sums["ce"] += ce.item()
-        probs = logits.softmax(1) if (use_pixels or use_idm_pred) else None
+        probs = None  # the pixel terms read the first n_pix windows only; idm_pred reads all of them
+        if use_pixels or use_idm_pred:
+            probs = (logits if use_idm_pred else logits[:n_pix]).softmax(1)
         if use_pixels:
             pred_frames = ctx.tokenizer.decode_embeddings(probs[:n_pix])
             if cfg.pixel_weight > 0:
