@@ -69,9 +69,25 @@ def test_encoder_res_blocks_sets_how_far_a_token_looks(encoder_blocks, far_cells
     assert bool(moved[:, :5].any()) == far_cells_move  # columns 0-4 see pixels 0-22 at most without blocks
 
 
+@pytest.mark.parametrize("patch, cells_moved", [(False, 4), (True, 1)])
+def test_encoder_patch_keeps_a_pixel_to_its_own_token(patch, cells_moved):
+    """A pixel at a patch's corner: 4x4 kernels also change the three tokens diagonally before it, a patch encoder only its own."""
+    torch.manual_seed(0)
+    model = Tokenizer(TokenizerConfig(channels=[8, 16], res_blocks=1, encoder_res_blocks=0, encoder_patch=patch)).eval()
+    x = torch.zeros(1, 3, 64, 64)
+    poked = x.clone()
+    poked[:, :, 28, 28] = 1.0  # the top-left pixel of token cell (7, 7)
+    with torch.no_grad():
+        moved = (model.encoder(poked) - model.encoder(x)).abs().amax(1)[0] > 1e-6
+    assert moved[7, 7] and int(moved.sum()) == cells_moved
+    assert model.encode(x)[0].shape == (1, 16, 16)
+
+
 def test_encoder_res_blocks_is_checked():
     with pytest.raises(ValueError, match="encoder_res_blocks -2"):
         TokenizerConfig(encoder_res_blocks=-2)
+    with pytest.raises(ValueError, match="encoder_patch needs encoder_res_blocks: 0"):
+        TokenizerConfig(encoder_patch=True)
 
 
 def test_tokenizer_names_wrong_frame_size():

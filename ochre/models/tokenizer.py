@@ -28,6 +28,7 @@ class TokenizerConfig:
     channels: list[int] = field(default_factory=lambda: [48, 96])  # width after each 2x downsampling
     res_blocks: int = 2  # residual blocks at token resolution, in encoder and decoder each
     encoder_res_blocks: int = -1  # encoder's own count (-1 = res_blocks); 0 keeps each token's view to about its patch
+    encoder_patch: bool = False  # True: a token is computed from its own f x f patch alone (needs encoder_res_blocks 0)
     quantizer: Literal["fsq", "vq"] = "fsq"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq: codebook = product of levels
     vq_codes: int = 1024  # vq: codebook size
@@ -42,6 +43,10 @@ class TokenizerConfig:
             raise ValueError(f"frame_size {self.frame_size} must be [H, W], each divisible by the downsampling factor {factor}")
         if self.encoder_res_blocks < -1:
             raise ValueError(f"encoder_res_blocks {self.encoder_res_blocks} must be >= 0, or -1 for res_blocks")
+        if self.encoder_patch and self.encoder_blocks:
+            raise ValueError(
+                "encoder_patch needs encoder_res_blocks: 0 (a residual block's 3x3 convs see the neighbouring patches)"
+            )
 
     @property
     def encoder_blocks(self) -> int:
@@ -95,7 +100,10 @@ class Tokenizer(nn.Module):
         self.quantizer = build_quantizer(cfg)
         d = self.quantizer.dim
         chans = [3, *cfg.channels]
-        down = [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1) for i in range(len(cfg.channels))]
+        # 4x4 kernels let a token see 3 pixels past its patch on every side, so a one-pixel object near a
+        # patch edge rewrites up to 3x3 tokens; 2x2 kernels keep each token to exactly its own patch.
+        kernel, pad = (2, 0) if cfg.encoder_patch else (4, 1)
+        down = [nn.Conv2d(chans[i], chans[i + 1], kernel, stride=2, padding=pad) for i in range(len(cfg.channels))]
         self.encoder = nn.Sequential(
             *[m for conv in down for m in (conv, nn.GELU())][:-1],
             *[ResBlock(chans[-1]) for _ in range(cfg.encoder_blocks)],
