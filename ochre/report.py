@@ -294,6 +294,13 @@ def ball_section(ball: dict[str, Any]) -> str:
         for name, r in results.items()
         if "in_flight_cases" in r  # absent in older reports
     ]
+    event_names = {"straight": "straight flight", "wall": "wall bounce", "paddle": "paddle hit", "serve": "serve",
+                   "gap": "gone from a frame"}  # fmt: skip
+    by_event = [
+        [label(name), *(_event_cell(r["by_event"][kind]) for kind in event_names)]
+        for name, r in results.items()
+        if "by_event" in r
+    ]
     ceiling = ball.get("ceiling")
     if ceiling:
         body.append([label("tokenizer_ceiling"), _frac(ceiling["tokenizer_fraction"]), "—", "—", "—"])  # what any model can reach
@@ -315,10 +322,28 @@ def ball_section(ball: dict[str, Any]) -> str:
                 if split
                 else []
             ),
+            *(
+                [
+                    "",
+                    f"By what the true ball does from the last two seed frames to step {n} (within {tol:g} px, of cases; "
+                    "no ball drawn):",
+                    "",
+                    _table(["predictor", *event_names.values()], by_event),
+                ]
+                if by_event
+                else []
+            ),
             "",
             _table(["predictor", "per step", *(f"@{h}" for h in steps)], per_step),
         ]
     )
+
+
+def _event_cell(counts: dict[str, int]) -> str:
+    """One event kind of `ball_tracking`'s by_event: 'fraction of cases (none drawn)', or '—' without cases."""
+    if not counts["cases"]:
+        return "—"
+    return f"{counts['within_tol'] / counts['cases']:.2f} of {counts['cases']} ({counts['no_ball']})"
 
 
 def world_checks_section(results: dict[str, Any]) -> str:

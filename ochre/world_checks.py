@@ -21,7 +21,8 @@ colour (`find_ball`) in the predicted and the true frame at step `horizon`, and 
 counts as tracked when the two are within `tol` pixels, among windows whose true ball is
 on screen. Per-horizon RGB PSNR of the same rollouts is reported beside it.
 The score is also split into balls already in flight in the last seed frame and balls
-served after it. `ball_ceiling` is the most a dynamics model over a given tokenizer can
+served after it, and by what the true ball does over the rollout (`ball_event`: straight
+flight, a wall bounce, a paddle hit, a serve). `ball_ceiling` is the most a dynamics model over a given tokenizer can
 score: the share of true frames that still show the ball once encoded and decoded.
 """
 
@@ -379,6 +380,7 @@ MIN_BALL_FRACTION = 0.15  # the ball's brightest pixel covers at least ~0.24 of 
 MAX_BALL_RESIDUAL = 30.0  # RGB distance a pixel may sit off the background -> ball colour line
 BALL_TOL_PX = 2.0
 BALL_HORIZON = 6
+BALL_EVENTS = ("straight", "wall", "paddle", "serve", "gap")  # `ball_event`'s answers
 
 
 def playfield_rows(height: int) -> slice:
@@ -450,6 +452,23 @@ class Codec(Protocol):
     def decode(self, tokens: Any) -> np.ndarray: ...
 
 
+def ball_event(frames: np.ndarray) -> str:
+    """(N, H, W, 3) true frames, the last two seed frames then the rollout's steps -> what the ball does meanwhile.
+
+    'serve': no ball in the last seed frame; 'gap': it is gone from a later frame (left play, or
+    too faint to find); else 'paddle' when its horizontal motion turns, 'wall' when its vertical
+    motion turns, 'straight' when neither does.
+    """
+    track = [find_ball(f) for f in frames]
+    if track[1] is None:
+        return "serve"
+    if any(p is None for p in track[2:]):
+        return "gap"
+    step = np.diff(np.array([p for p in track if p is not None]), axis=0)  # (steps, 2) motion in (y, x)
+    turns = (np.sign(step[1:]) * np.sign(step[:-1]) < 0).any(axis=0)
+    return "paddle" if turns[1] else "wall" if turns[0] else "straight"
+
+
 def ball_ceiling(
     codec: Codec,
     data: EpisodeDataset,
@@ -491,11 +510,14 @@ def ball_tracking(
     served after it, the score at every step, the copy-last-frame reference at `horizon`, and
     per-horizon RGB PSNR (MSE averaged over the windows, frames in [0, 1]).
     """
+    if context < 2:
+        raise OchreError(f"ball tracking needs at least 2 seed frames to see the ball move, got context {context}")
     picked = WindowSampler(data, context + horizon, split="all", seed=seed).fixed(windows, seed=seed)
-    on_screen, error, copy_error, sse = [], [], [], np.zeros(horizon)
+    on_screen, error, copy_error, events, sse = [], [], [], [], np.zeros(horizon)
     for i in range(0, len(picked.rows), batch):
         frames, actions = picked.rows[i : i + batch].numpy(), picked.actions[i : i + batch].numpy()
         truth = frames[:, context:]
+        events += [ball_event(f[context - 2 :]) for f in frames]
         pred = world.rollout(frames[:, :context], actions[:, : context - 1], actions[:, context - 1 : context - 1 + horizon])
         seen, err = ball_errors(pred, truth)
         on_screen.append(seen)
@@ -508,6 +530,15 @@ def ball_tracking(
     flight, serve = last & np.isfinite(copy_err), last & np.isinf(copy_err)  # copy-last draws no ball where none was in flight
     found = last & np.isfinite(err[:, -1])
     fraction = _ratio(within[:, -1].sum(), cases)
+    kind = np.array(events)
+    by_event = {
+        name: {
+            "cases": int((last & (kind == name)).sum()),
+            "within_tol": int((within[:, -1] & last & (kind == name)).sum()),
+            "no_ball": int((last & (kind == name) & np.isinf(err[:, -1])).sum()),
+        }
+        for name in BALL_EVENTS
+    }
     return {
         "windows": len(seen),
         "context": context,
@@ -524,6 +555,7 @@ def ball_tracking(
         "in_flight_fraction": _ratio(within[flight, -1].sum(), flight.sum()),
         "serve_cases": int(serve.sum()),  # served after the last seed frame
         "serve_fraction": _ratio(within[serve, -1].sum(), serve.sum()),
+        "by_event": by_event,  # what the true ball does over the rollout (`ball_event`)
         "copy_last_fraction": _ratio((copy_err[last] <= tol).sum(), cases),
         "psnr_by_step": [psnr_from_mse(float(m)) for m in sse / len(seen)],
         "passed": fraction is not None and fraction >= PASS_FRACTION,

@@ -14,6 +14,7 @@ from ochre.data.store import DatasetWriter, EpisodeDataset
 from ochre.data.windows import WindowSampler
 from ochre.report import render_markdown, world_checks_section
 from ochre.world_checks import (
+    BALL_EVENTS,
     CAMERA_STEPS,
     DIRECTIONS,
     PITCH_LIMITS,
@@ -21,6 +22,7 @@ from ochre.world_checks import (
     PONG_BALL,
     PONG_PADDLES,
     ball_ceiling,
+    ball_event,
     ball_tracking,
     camera_action,
     camera_gain,
@@ -331,6 +333,22 @@ def pong_dataset(path, steps: int, seed: int) -> None:
     writer.close()
 
 
+def track(*path: tuple[int, int] | None) -> np.ndarray:
+    """Hand-made frames with the ball at each (y, x) of `path`, None for a frame without it."""
+    return np.stack([pong_frame(None if p is None else {p: 1.0}) for p in path])
+
+
+def test_ball_event_names_what_the_true_ball_does():
+    assert ball_event(track((20, 30), (21, 32), (22, 34), (23, 36))) == "straight"
+    assert ball_event(track((13, 30), (12, 32), (11, 34), (12, 36))) == "wall"  # up, then down off the top wall
+    assert ball_event(track((30, 12), (31, 10), (32, 8), (33, 10))) == "paddle"  # left, then back right
+    assert ball_event(track((30, 12), (31, 10), (32, 8), (31, 10))) == "paddle"  # both turn: the paddle decides
+    assert ball_event(track(None, None, (35, 32), (36, 33))) == "serve"  # no ball in the last seed frame
+    assert ball_event(track(None, (35, 32), (36, 33), (37, 34))) == "straight"  # served in the last seed frame
+    assert ball_event(track((30, 12), (31, 10), None, (33, 10))) == "gap"
+    assert ball_event(track((20, 30), (20, 30), (21, 31))) == "straight"  # a still step turns nothing
+
+
 def test_ball_tracking_on_real_pong_windows(tmp_path):
     pong_dataset(tmp_path / "pong", 300, seed=2)
     data = EpisodeDataset(tmp_path / "pong")
@@ -340,11 +358,17 @@ def test_ball_tracking_on_real_pong_windows(tmp_path):
     assert perfect["mean_error_px"] == 0.0 and perfect["no_ball_fraction"] == 0.0 and perfect["psnr_by_step"][-1] == 100.0
     assert perfect["in_flight_cases"] + perfect["serve_cases"] == perfect["cases"] and perfect["in_flight_cases"] > 0
     assert perfect["in_flight_fraction"] == 1.0 and perfect["serve_fraction"] in (1.0, None)
+    events = perfect["by_event"]
+    assert list(events) == list(BALL_EVENTS) and sum(e["cases"] for e in events.values()) == perfect["cases"]
+    assert all(e["within_tol"] == e["cases"] and e["no_ball"] == 0 for e in events.values())
+    assert events["serve"]["cases"] == perfect["serve_cases"]
     copy = ball_tracking(CopyLast(), data, windows=40, batch=16)
     assert copy["fraction"] == copy["copy_last_fraction"] < 0.5 and not copy["passed"]
     assert copy["cases"] == perfect["cases"] and len(copy["fraction_by_step"]) == 6
     assert copy["psnr_by_step"][0] > copy["psnr_by_step"][-1]
     assert copy["serve_fraction"] in (0.0, None)  # copying a frame without the ball never draws a served one
+    assert copy["by_event"]["serve"]["no_ball"] == copy["by_event"]["serve"]["cases"]
+    assert sum(e["within_tol"] for e in copy["by_event"].values()) == copy["within_tol"]
 
 
 class Identity:
@@ -403,7 +427,10 @@ def ball_result() -> dict:
     return {"windows": 64, "context": 4, "horizon": 6, "tol_px": 2.0, "pass_fraction": 0.9, "cases": 50, "within_tol": 47,
             "fraction": 0.94, "no_ball_fraction": 0.02, "mean_error_px": 0.8, "fraction_by_step": [1.0, 0.98, 0.96, 0.96, 0.94, 0.94],
             "copy_last_fraction": 0.04, "psnr_by_step": [30.0, 29.0, 28.0, 27.0, 26.0, 25.5], "passed": True,
-            "in_flight_cases": 40, "in_flight_fraction": 0.975, "serve_cases": 10, "serve_fraction": 0.8}  # fmt: skip
+            "in_flight_cases": 40, "in_flight_fraction": 0.975, "serve_cases": 10, "serve_fraction": 0.8,
+            "by_event": {"straight": {"cases": 30, "within_tol": 30, "no_ball": 0}, "wall": {"cases": 8, "within_tol": 7, "no_ball": 1},
+                         "paddle": {"cases": 2, "within_tol": 2, "no_ball": 0}, "serve": {"cases": 10, "within_tol": 8, "no_ball": 1},
+                         "gap": {"cases": 0, "within_tol": 0, "no_ball": 0}}}  # fmt: skip
 
 
 def test_report_section_from_a_hand_made_results_dict():
@@ -418,6 +445,7 @@ def test_report_section_from_a_hand_made_results_dict():
     md = world_checks_section({"world": "pong", "world_checks": {"camera": None, "ball": {"results": {"model": ball_result()}}}})
     assert "### Pong ball tracking" in md and "| model | 0.94 | 0.02 | 0.8 | **pass** |" in md
     assert "| copy-last frame | 0.04 | — | — | — |" in md and "| model | PSNR (dB) | 30.00 |" in md and "(50 cases)" in md
+    assert "| model | 1.00 of 30 (0) | 0.88 of 8 (1) | 1.00 of 2 (0) | 0.80 of 10 (1) | — |" in md
     assert "tokenizer ceiling" not in md  # reports written before the ceiling existed still render
     assert "model 0.97 of 40 balls in flight, 0.80 of 10 serves" in md
     ceiling = {"cases": 50, "tokenizer_fraction": 0.96}
