@@ -277,6 +277,11 @@ def camera_notes(camera: dict[str, Any]) -> list[str]:
     return notes
 
 
+# `ochre.world_checks.ball_event`'s answers, as the report names them
+BALL_EVENT_NAMES = {"straight": "straight flight", "wall": "wall bounce", "paddle": "paddle hit", "serve": "serve",
+                    "gap": "gone from a frame"}  # fmt: skip
+
+
 def ball_section(ball: dict[str, Any]) -> str:
     """Ball within tol px at the last step per predictor, copy-last beside it, then per-horizon PSNR."""
     results = ball["results"]
@@ -294,10 +299,8 @@ def ball_section(ball: dict[str, Any]) -> str:
         for name, r in results.items()
         if "in_flight_cases" in r  # absent in older reports
     ]
-    event_names = {"straight": "straight flight", "wall": "wall bounce", "paddle": "paddle hit", "serve": "serve",
-                   "gap": "gone from a frame"}  # fmt: skip
     by_event = [
-        [label(name), *(_event_cell(r["by_event"][kind]) for kind in event_names)]
+        [label(name), *(_event_cell(r["by_event"][kind]) for kind in BALL_EVENT_NAMES)]
         for name, r in results.items()
         if "by_event" in r
     ]
@@ -328,7 +331,7 @@ def ball_section(ball: dict[str, Any]) -> str:
                     f"By what the true ball does from the last two seed frames to step {n} (within {tol:g} px, of cases; "
                     "no ball drawn):",
                     "",
-                    _table(["predictor", *event_names.values()], by_event),
+                    _table(["predictor", *BALL_EVENT_NAMES.values()], by_event),
                 ]
                 if by_event
                 else []

@@ -22,8 +22,9 @@ counts as tracked when the two are within `tol` pixels, among windows whose true
 on screen. Per-horizon RGB PSNR of the same rollouts is reported beside it.
 The score is also split into balls already in flight in the last seed frame and balls
 served after it, and by what the true ball does over the rollout (`ball_event`: straight
-flight, a wall bounce, a paddle hit, a serve). `ball_ceiling` is the most a dynamics model over a given tokenizer can
-score: the share of true frames that still show the ball once encoded and decoded.
+flight, a wall bounce, a paddle hit, a serve). `ball_ceiling` is the most a dynamics model
+over a given tokenizer can score: the share of true frames that still show the ball once
+encoded and decoded.
 """
 
 from __future__ import annotations
@@ -530,15 +531,14 @@ def ball_tracking(
     flight, serve = last & np.isfinite(copy_err), last & np.isinf(copy_err)  # copy-last draws no ball where none was in flight
     found = last & np.isfinite(err[:, -1])
     fraction = _ratio(within[:, -1].sum(), cases)
-    kind = np.array(events)
-    by_event = {
-        name: {
-            "cases": int((last & (kind == name)).sum()),
-            "within_tol": int((within[:, -1] & last & (kind == name)).sum()),
-            "no_ball": int((last & (kind == name) & np.isinf(err[:, -1])).sum()),
+    by_event = {}
+    for name in BALL_EVENTS:
+        cased = last & (np.array(events) == name)
+        by_event[name] = {
+            "cases": int(cased.sum()),
+            "within_tol": int((cased & within[:, -1]).sum()),
+            "no_ball": int((cased & np.isinf(err[:, -1])).sum()),
         }
-        for name in BALL_EVENTS
-    }
     return {
         "windows": len(seen),
         "context": context,

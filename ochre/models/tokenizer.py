@@ -27,7 +27,7 @@ class TokenizerConfig:
     frame_size: list[int] = field(default_factory=lambda: [64, 64])  # (H, W) of input frames
     channels: list[int] = field(default_factory=lambda: [48, 96])  # width after each 2x downsampling
     res_blocks: int = 2  # residual blocks at token resolution, in encoder and decoder each
-    encoder_res_blocks: int = -1  # encoder's own count (-1 = res_blocks); 0 keeps each token's view to about its patch
+    encoder_res_blocks: int = -1  # encoder's own count (-1 = res_blocks); 0: a token sees its patch and 3 px around it
     encoder_patch: bool = False  # True: a token is computed from its own f x f patch alone (needs encoder_res_blocks 0)
     quantizer: Literal["fsq", "vq"] = "fsq"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq: codebook = product of levels
