@@ -96,3 +96,24 @@ def test_procgen_env_interface():
     frame, reward, done = env.step(7)
     assert first.shape == frame.shape == (64, 64, 3) and frame.dtype == np.uint8
     assert isinstance(reward, float) and isinstance(done, bool)
+
+
+def test_focus_draws_its_share_of_every_batch_from_the_pool(tmp_path):
+    write_dataset(tmp_path / "d", [5, 7, 3, 12, 6, 9])
+    data = EpisodeDataset(tmp_path / "d")
+    plain, focused = WindowSampler(data, 4, split="all", seed=3), WindowSampler(data, 4, split="all", seed=3)
+    focused.focus(np.array([0]), 0.0)  # share 0 leaves the draws as they were
+    assert torch_equal(plain.sample(16).rows, focused.sample(16).rows)
+    focused.focus(np.array([len(focused) - 1]), 0.25)  # the last window of the last episode: frames 5..8 of episode 5
+    for _ in range(5):
+        rows = focused.sample(16).rows
+        from_pool = (rows[:, :, 1, 1, 0] == 5).all(1) & (rows[:, 0, 0, 0, 0] == 5)
+        assert from_pool[:4].all() and from_pool.sum() >= 4
+    with pytest.raises(OchreError, match=r"share must lie in \[0, 1\]"):
+        focused.focus(np.array([0]), 1.5)
+    with pytest.raises(OchreError, match="pool of windows to focus on is empty"):
+        focused.focus(np.array([], dtype=np.int64), 0.5)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

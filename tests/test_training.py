@@ -309,3 +309,67 @@ def test_validation_ball_check_scores_the_rollout_at_step_six():
     assert erased["val/ball@1"] == erased["val/ball@6"] == 0.0 and erased["val/ball_missing@6"] == 1.0
     rows[:, 4:] = 0  # the model's own ball is compared with a truth that has none
     assert validate_ball(Shift(1), PixelTokens(), Batch(rows, windows.actions), context=4)["val/ball_cases"] == 0.0
+
+
+def write_tokens(path, episodes):
+    """A token dataset from a list of (T, 4, 4) token arrays, all actions 0."""
+    import numpy as np
+
+    from ochre.actions import PROCGEN_ACTIONS
+    from ochre.data.store import DatasetWriter
+
+    writer = DatasetWriter(path, "tokens", {"world": "test", "action_schema": PROCGEN_ACTIONS.to_dict(), "token_grid": [4, 4]})
+    for rows in episodes:
+        writer.add_episode(np.asarray(rows, np.uint16), np.zeros(len(rows), np.int64))
+    writer.close()
+
+
+def test_hard_windows_are_the_ones_whose_changes_the_world_gets_wrong(tmp_path):
+    """Still windows score 0; a world that has learned one moving pattern scores the other pattern's windows higher."""
+    import numpy as np
+
+    from ochre.data.store import EpisodeDataset
+    from ochre.data.windows import WindowSampler
+    from ochre.training.dynamics import window_difficulty
+
+    still = np.zeros((6, 4, 4), np.int64)
+    learned = np.stack([np.full((4, 4), t % 2) for t in range(6)])  # 0 1 0 1 ...: the world is trained on this
+    other = np.stack([np.full((4, 4), 2 + t % 3) for t in range(6)])  # 2 3 4 2 ...: never seen
+    write_tokens(tmp_path / "t", [still, learned, other])
+    sampler = WindowSampler(EpisodeDataset(tmp_path / "t", expect_kind="tokens"), 6, split="all")
+    torch.manual_seed(0)
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    batch = Batch(torch.from_numpy(learned)[None].repeat(4, 1, 1, 1), torch.zeros(4, 6, dtype=torch.long))
+    for _ in range(60):
+        loss, _ = sequence_loss(model, batch, DynamicsLoopConfig(token_noise=0.0), p_ar=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    scores = window_difficulty(model, sampler, np.arange(len(sampler)), context=2, device=torch.device("cpu"))
+    assert scores[0] == 0.0 and scores[2] > scores[1] > 0.0
+    assert model.training  # scoring put the model back in training mode
+
+
+def test_hard_share_needs_a_starting_world(tiny_world, tmp_path):
+    import ochre.training.dynamics as dyn
+    from ochre.config import load_config
+    from ochre.errors import ConfigError
+
+    cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
+                      [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.hard_share=0.5"])  # fmt: skip
+    with pytest.raises(ConfigError, match="train.hard_share needs train.init_from"):
+        dyn.train_dynamics(cfg)
+
+
+def test_a_run_focused_on_hard_windows_trains_from_its_starting_world(tiny_world, tmp_path, capsys):
+    import ochre.training.dynamics as dyn
+    from ochre.config import load_config
+
+    cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
+                      [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_steps=2",
+                       f"train.init_from={tiny_world['world']}", "train.hard_share=0.5", "train.hard_scan=16"])  # fmt: skip
+    world = torch.load(dyn.train_dynamics(cfg), weights_only=True)
+    assert world["step"] == 2
+    printed = capsys.readouterr()
+    assert "hard windows: scored 16" in printed.out + printed.err

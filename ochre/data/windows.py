@@ -37,7 +37,11 @@ def split_episodes(episodes: list[tuple[int, int, int]], split: str, val_every: 
 
 
 class WindowSampler:
-    """Samples (B, length) windows uniformly over all valid window starts."""
+    """Samples (B, length) windows uniformly over all valid window starts.
+
+    `focus(picks, share)` draws that share of every batch from a pool of starts instead
+    (the hardest windows, say), the rest still uniformly from all of them.
+    """
 
     def __init__(self, data: EpisodeDataset, length: int, split: str = "train", val_every: int = 10, seed: int = 0):
         self.data = data
@@ -50,13 +54,25 @@ class WindowSampler:
             [np.stack([np.full(n - length + 1, sh), np.arange(st, st + n - length + 1)], 1) for sh, st, n in episodes]
         )
         self.rng = np.random.default_rng(seed)
+        self.pool, self.share = np.zeros(0, dtype=np.int64), 0.0
+
+    def focus(self, pool: np.ndarray, share: float) -> None:
+        """Draw round(share x batch) windows of every batch from `pool` (indices into `starts`)."""
+        if not 0.0 <= share <= 1.0:
+            raise OchreError(f"focus share must lie in [0, 1], got {share}")
+        if share > 0 and len(pool) == 0:
+            raise OchreError(f"{self.data.path}: the pool of windows to focus on is empty")
+        self.pool, self.share = np.asarray(pool, dtype=np.int64), share
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def sample(self, batch_size: int) -> Batch:
-        picks = self.starts[self.rng.integers(0, len(self.starts), size=batch_size)]
-        return self.gather(picks)
+        n_pool = round(self.share * batch_size)
+        index = self.rng.integers(0, len(self.starts), size=batch_size - n_pool)
+        if n_pool:
+            index = np.concatenate([self.pool[self.rng.integers(0, len(self.pool), size=n_pool)], index])
+        return self.gather(self.starts[index])
 
     def gather(self, picks: np.ndarray) -> Batch:
         rows, actions = zip(*(self.data.rows(int(sh), int(st), self.length) for sh, st in picks), strict=True)

@@ -85,6 +85,9 @@ class DynamicsLoopConfig(LoopConfig):
     max_bad_steps: int = 10  # non-finite losses skipped before the run stops
     resume: str = ""  # train_state.pt of an earlier run: continue it exactly (same config)
     init_from: str = ""  # world checkpoint whose dynamics weights start this run (fresh optimizer)
+    hard_share: float = 0.0  # share of every batch drawn from the hardest training windows, as init_from's world scores them
+    hard_pool: float = 0.1  # that pool: this share of the scored windows, the ones with the highest loss on changing cells
+    hard_scan: int = 8192  # training windows scored for the pool, evenly spaced
     val_context: int = 4  # seed frames for validation rollouts
     val_horizon: int = 16  # predicted frames in validation rollouts
     val_windows: int = 32  # windows in the fixed validation set
@@ -446,6 +449,8 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
         start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
     elif cfg.train.init_from:
         init_weights(model, load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"], cfg.train.init_from)
+    if cfg.train.hard_share > 0:
+        focus_hard_windows(train, model_cfg, cfg.train, device, verbose=main)
     window_loss = distributed.data_parallel(WindowLoss(model, cfg.train, ctx), device)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
@@ -521,6 +526,64 @@ def clip_and_step(model: Dynamics, opt: torch.optim.Optimizer, grad_clip: float,
     else:
         opt.step()
     return norm
+
+
+def focus_hard_windows(
+    sampler: WindowSampler, model_cfg: DynamicsConfig, cfg: DynamicsLoopConfig, device: torch.device, verbose: bool = True
+) -> None:
+    """Point `sampler` at the windows the starting world (init_from) predicts worst, for cfg.hard_share of each batch.
+
+    The pool comes from the init_from weights even on resume, so a resumed run draws from the same pool.
+    """
+    if not cfg.init_from:
+        raise ConfigError("train.hard_share needs train.init_from: the starting world scores the windows")
+    if not 0.0 < cfg.hard_pool <= 1.0:
+        raise ConfigError(f"train.hard_pool must lie in (0, 1], got {cfg.hard_pool}")
+    scorer = Dynamics(model_cfg).to(device)
+    init_weights(scorer, load_checkpoint(cfg.init_from, "ochre-world")["dynamics"]["state_dict"], cfg.init_from)
+    index = np.unique(np.linspace(0, len(sampler) - 1, min(cfg.hard_scan, len(sampler))).round().astype(np.int64))
+    t0 = time.time()
+    scores = window_difficulty(scorer, sampler, index, cfg.context, device, verbose)
+    order = np.argsort(-scores, kind="stable")
+    pool = index[order[: max(1, round(cfg.hard_pool * len(index)))]]
+    sampler.focus(pool, cfg.hard_share)
+    if verbose:
+        tqdm.write(
+            f"hard windows: scored {len(index)} in {time.time() - t0:.0f} s; {cfg.hard_share:.0%} of each batch comes from "
+            f"the {len(pool)} hardest (loss on changing cells >= {scores[order[len(pool) - 1]]:.3f}, median {np.median(scores):.3f})"
+        )
+
+
+@torch.no_grad()
+def window_difficulty(
+    model: Dynamics,
+    sampler: WindowSampler,
+    index: np.ndarray,
+    context: int,
+    device: torch.device,
+    verbose: bool = False,
+    batch: int = 64,
+) -> np.ndarray:
+    """Teacher-forced cross-entropy on the cells whose true token changes, averaged over steps after `context`,
+    for the windows sampler.starts[index]; a window where nothing changes scores 0."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in tqdm(range(0, len(index), batch), desc="scoring windows", unit="batch", disable=not verbose, leave=False):
+        windows = sampler.gather(sampler.starts[index[i : i + batch]]).to(device)
+        tokens, actions = windows.rows, windows.actions
+        state, total, count = model.initial_state(len(tokens), device), 0.0, 0.0
+        for t in range(tokens.shape[1] - 1):
+            state, logits = model.step(state, tokens[:, t], actions[:, t])
+            if t + 1 < context:
+                continue
+            changed = (tokens[:, t + 1] != tokens[:, t]).float()
+            ce = F.cross_entropy(logits.float(), tokens[:, t + 1], reduction="none")
+            total = total + (ce * changed).sum((1, 2))
+            count = count + changed.sum((1, 2))
+        out.append((total / count.clamp(min=1)).cpu().numpy() if torch.is_tensor(total) else np.zeros(len(tokens)))
+    model.train(was_training)
+    return np.concatenate(out).astype(np.float64)
 
 
 class StepTimer:
