@@ -368,8 +368,12 @@ def test_a_run_focused_on_hard_windows_trains_from_its_starting_world(tiny_world
 
     cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
                       [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_steps=2",
-                       f"train.init_from={tiny_world['world']}", "train.hard_share=0.5", "train.hard_scan=16"])  # fmt: skip
+                       "run.name=hard", f"train.init_from={tiny_world['world']}", "train.hard_share=0.5", "train.hard_scan=16"])  # fmt: skip
     world = torch.load(dyn.train_dynamics(cfg), weights_only=True)
     assert world["step"] == 2
     printed = capsys.readouterr()
     assert "hard windows: scored 16" in printed.out + printed.err
+    table = (tmp_path / "hard" / "hard_windows.csv").read_text().splitlines()
+    scores = [float(line.split(",")[2]) for line in table[1:]]
+    assert table[0] == "shard,row,score,in_pool" and len(scores) == 16 and scores == sorted(scores, reverse=True)
+    assert sum(int(line.split(",")[3]) for line in table[1:]) == 2  # hard_pool 0.1 of 16 windows

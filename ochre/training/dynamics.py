@@ -44,7 +44,7 @@ from ochre.data.windows import Batch, WindowSampler
 from ochre.diagnostics import action_response_grid, action_sensitivity, prediction_stats, rollout_strips, teacher_forced_tokens
 from ochre.errors import ConfigError, OchreError
 from ochre.frames import to_uint8
-from ochre.io import sha256_file
+from ochre.io import sha256_file, write_text
 from ochre.losses import LPIPSLoss, load_lpips
 from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics, DynamicsConfig
@@ -450,7 +450,7 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     elif cfg.train.init_from:
         init_weights(model, load_checkpoint(cfg.train.init_from, "ochre-world")["dynamics"]["state_dict"], cfg.train.init_from)
     if cfg.train.hard_share > 0:
-        focus_hard_windows(train, model_cfg, cfg.train, device, verbose=main)
+        focus_hard_windows(train, model_cfg, cfg.train, device, run_dir / "hard_windows.csv" if main else None)
     window_loss = distributed.data_parallel(WindowLoss(model, cfg.train, ctx), device)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
@@ -529,12 +529,15 @@ def clip_and_step(model: Dynamics, opt: torch.optim.Optimizer, grad_clip: float,
 
 
 def focus_hard_windows(
-    sampler: WindowSampler, model_cfg: DynamicsConfig, cfg: DynamicsLoopConfig, device: torch.device, verbose: bool = True
+    sampler: WindowSampler, model_cfg: DynamicsConfig, cfg: DynamicsLoopConfig, device: torch.device, out: Path | None = None
 ) -> None:
     """Point `sampler` at the windows the starting world (init_from) predicts worst, for cfg.hard_share of each batch.
 
     The pool comes from the init_from weights even on resume, so a resumed run draws from the same pool.
+    out: a CSV of every scored window (shard, row, score, in_pool), hardest first, to look at what the pool holds;
+    given on the main process only, which also prints the progress.
     """
+    verbose = out is not None
     if not cfg.init_from:
         raise ConfigError("train.hard_share needs train.init_from: the starting world scores the windows")
     if not 0.0 < cfg.hard_pool <= 1.0:
@@ -547,7 +550,13 @@ def focus_hard_windows(
     order = np.argsort(-scores, kind="stable")
     pool = index[order[: max(1, round(cfg.hard_pool * len(index)))]]
     sampler.focus(pool, cfg.hard_share)
-    if verbose:
+    if out is not None:
+        rows = [
+            f"{sh},{row},{scores[i]:.5f},{int(rank < len(pool))}"
+            for rank, i in enumerate(order)
+            for sh, row in [sampler.starts[index[i]]]
+        ]
+        write_text(out, "shard,row,score,in_pool\n" + "\n".join(rows) + "\n")
         tqdm.write(
             f"hard windows: scored {len(index)} in {time.time() - t0:.0f} s; {cfg.hard_share:.0%} of each batch comes from "
             f"the {len(pool)} hardest (loss on changing cells >= {scores[order[len(pool) - 1]]:.3f}, median {np.median(scores):.3f})"
