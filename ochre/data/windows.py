@@ -39,7 +39,7 @@ def split_episodes(episodes: list[tuple[int, int, int]], split: str, val_every: 
 class WindowSampler:
     """Samples (B, length) windows uniformly over all valid window starts.
 
-    `focus(picks, share)` draws that share of every batch from a pool of starts instead
+    `focus(pool, share)` draws that share of every batch from a pool of starts instead
     (the hardest windows, say), the rest still uniformly from all of them.
     """
 

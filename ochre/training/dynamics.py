@@ -573,8 +573,8 @@ def window_difficulty(
     verbose: bool = False,
     batch: int = 64,
 ) -> np.ndarray:
-    """Teacher-forced cross-entropy on the cells whose true token changes, averaged over steps after `context`,
-    for the windows sampler.starts[index]; a window where nothing changes scores 0."""
+    """For the windows sampler.starts[index]: the teacher-forced cross-entropy averaged over every token cell that
+    changes from one frame to the next, in the predictions of frames `context` on; a window where nothing changes scores 0."""
     was_training = model.training
     model.eval()
     out = []
