@@ -531,9 +531,9 @@ def ball_tracking(
     flight, serve = last & np.isfinite(copy_err), last & np.isinf(copy_err)  # copy-last draws no ball where none was in flight
     found = last & np.isfinite(err[:, -1])
     fraction = _ratio(within[:, -1].sum(), cases)
-    by_event = {}
+    by_event, kind = {}, np.array(events)
     for name in BALL_EVENTS:
-        cased = last & (np.array(events) == name)
+        cased = last & (kind == name)
         by_event[name] = {
             "cases": int(cased.sum()),
             "within_tol": int((cased & within[:, -1]).sum()),

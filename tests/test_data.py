@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ochre.actions import PROCGEN_ACTIONS
 from ochre.data.store import DatasetWriter, EpisodeDataset
@@ -103,7 +104,7 @@ def test_focus_draws_its_share_of_every_batch_from_the_pool(tmp_path):
     data = EpisodeDataset(tmp_path / "d")
     plain, focused = WindowSampler(data, 4, split="all", seed=3), WindowSampler(data, 4, split="all", seed=3)
     focused.focus(np.array([0]), 0.0)  # share 0 leaves the draws as they were
-    assert torch_equal(plain.sample(16).rows, focused.sample(16).rows)
+    assert torch.equal(plain.sample(16).rows, focused.sample(16).rows)
     focused.focus(np.array([len(focused) - 1]), 0.25)  # the last window of the last episode: frames 5..8 of episode 5
     for _ in range(5):
         rows = focused.sample(16).rows
@@ -113,7 +114,3 @@ def test_focus_draws_its_share_of_every_batch_from_the_pool(tmp_path):
         focused.focus(np.array([0]), 1.5)
     with pytest.raises(OchreError, match="pool of windows to focus on is empty"):
         focused.focus(np.array([], dtype=np.int64), 0.5)
-
-
-def torch_equal(a, b) -> bool:
-    return bool((a == b).all())

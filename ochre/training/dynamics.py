@@ -551,11 +551,8 @@ def focus_hard_windows(
     pool = index[order[: max(1, round(cfg.hard_pool * len(index)))]]
     sampler.focus(pool, cfg.hard_share)
     if out is not None:
-        rows = [
-            f"{sh},{row},{scores[i]:.5f},{int(rank < len(pool))}"
-            for rank, i in enumerate(order)
-            for sh, row in [sampler.starts[index[i]]]
-        ]
+        ranked = zip(sampler.starts[index[order]], scores[order], strict=True)
+        rows = [f"{sh},{row},{score:.5f},{int(rank < len(pool))}" for rank, ((sh, row), score) in enumerate(ranked)]
         write_text(out, "shard,row,score,in_pool\n" + "\n".join(rows) + "\n")
         tqdm.write(
             f"hard windows: scored {len(index)} in {time.time() - t0:.0f} s; {cfg.hard_share:.0%} of each batch comes from "
@@ -581,7 +578,8 @@ def window_difficulty(
     for i in tqdm(range(0, len(index), batch), desc="scoring windows", unit="batch", disable=not verbose, leave=False):
         windows = sampler.gather(sampler.starts[index[i : i + batch]]).to(device)
         tokens, actions = windows.rows, windows.actions
-        state, total, count = model.initial_state(len(tokens), device), 0.0, 0.0
+        state = model.initial_state(len(tokens), device)
+        total, count = torch.zeros(len(tokens), device=device), torch.zeros(len(tokens), device=device)
         for t in range(tokens.shape[1] - 1):
             state, logits = model.step(state, tokens[:, t], actions[:, t])
             if t + 1 < context:
@@ -590,7 +588,7 @@ def window_difficulty(
             ce = F.cross_entropy(logits.float(), tokens[:, t + 1], reduction="none")
             total = total + (ce * changed).sum((1, 2))
             count = count + changed.sum((1, 2))
-        out.append((total / count.clamp(min=1)).cpu().numpy() if torch.is_tensor(total) else np.zeros(len(tokens)))
+        out.append((total / count.clamp(min=1)).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out).astype(np.float64)
 
