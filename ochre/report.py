@@ -163,7 +163,16 @@ def stability_section(results: dict[str, Any]) -> str:
     st = results.get("stability")
     if not st:
         return "## Long-horizon stability\n\nSkipped (`--stability-steps 0`)."
-    head = ["policy", "verdict", "pixel std", "codes seed/first/last", "code ratio", "max change", "mean change"]
+    head = [
+        "policy",
+        "verdict",
+        "pixel std",
+        "codes seed/first/last",
+        "code ratio",
+        "max change",
+        "mean change",
+        "detail vs real",
+    ]
     body = [
         [
             policy,
@@ -173,6 +182,7 @@ def stability_section(results: dict[str, Any]) -> str:
             f"{j['code_ratio']:.2f}",
             f"{j['max_change']:.4f}",
             f"{j['mean_change']:.4f}",
+            "—" if j.get("detail_ratio") is None else f"{j['detail_ratio']:.2f}",
         ]  # fmt: skip
         for policy, j in st["policies"].items()
     ]
@@ -181,7 +191,8 @@ def stability_section(results: dict[str, Any]) -> str:
     floors = ""
     if th := st.get("thresholds"):
         floors = (
-            f" Floors: blur below pixel std {th['min_pixel_std']} or code ratio {th['min_code_ratio']}; frozen when every "
+            f" Floors: blur below pixel std {th['min_pixel_std']}, code ratio {th['min_code_ratio']} or "
+            f"{th.get('min_detail_ratio', '—')} of the real seed frames' detail; frozen when every "
             f"change stays below {th['min_change']:.4g}"
         )
         if st.get("real_window_change") is not None:

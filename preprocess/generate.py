@@ -22,7 +22,7 @@ import time
 
 from ochre.config import from_dict, parse_overrides
 from ochre.data.generate import GenerateJob, check_disjoint_levels, generate
-from ochre.data.policies import PolicyConfig
+from ochre.data.policies import PLAY_PRESET, PolicyConfig
 from ochre.envs.worlds import default_num_envs
 from ochre.errors import cli_entry
 
@@ -32,7 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--world", default="coinrun", help="coinrun (or any procgen game), doom, pong, atari:<ALE id>")
     p.add_argument("--frames", "--steps", type=int, required=True, help="number of frames to record")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--policy", default="mixture", help="uniform, sticky, isolated or mixture")
+    p.add_argument(
+        "--policy", default="mixture", help="uniform, sticky, isolated, run, mixture or play (held keys and runs, like a person)"
+    )
     p.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE", help="policy setting (repeatable)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="world setting (repeatable)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (the data does not depend on this)")
@@ -46,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
-    policy = from_dict(PolicyConfig, {"kind": args.policy, **parse_overrides(args.policy_set)}, "policy.")
+    preset = PLAY_PRESET if args.policy == "play" else {"kind": args.policy}
+    policy = from_dict(PolicyConfig, {**preset, **parse_overrides(args.policy_set)}, "policy.")
     return GenerateJob(
         world=args.world,
         frames=args.frames,

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from ochre.data.inspect import dataset_stats, format_report, plot_actions, plot_cooccurrence, plot_episode_lengths, sample_grid
+from ochre.data.play_stats import format_play_stats, hold_lengths, view_travel
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_json, write_png
@@ -26,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="folder for the plots and stats.json (default: DATA/inspect)")
     p.add_argument("--samples", type=int, default=16, help="random episodes shown in samples.png")
     p.add_argument("--seed", type=int, default=0, help="seed for choosing the sample episodes")
+    p.add_argument("--travel-episodes", type=int, default=32, help="episodes whose view travel is measured (0 = skip)")
     return p.parse_args(argv)
 
 
@@ -38,11 +40,17 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out) if args.out else data.path / "inspect"
     stats = dataset_stats(data)
     print(format_report(stats))
+    holds = hold_lengths(data)
+    travel = view_travel(data, args.travel_episodes, args.seed) if data.kind == "frames" and args.travel_episodes else None
+    print(format_play_stats(holds, travel))
     plot_actions(stats, out / "actions.png")
     plot_cooccurrence(stats, out / "cooccurrence.png")
     plot_episode_lengths(stats, out / "episode_lengths.png")
     written = ["actions.png", "cooccurrence.png", "episode_lengths.png"]
     summary = stats.to_dict()
+    summary["holds"] = holds.to_dict()
+    if travel is not None:
+        summary["view_travel"] = travel.to_dict()
     if data.kind == "frames":
         grid, summary["samples"] = sample_grid(data, args.samples, seed=args.seed)
         write_png(out / "samples.png", grid)

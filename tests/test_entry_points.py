@@ -77,8 +77,10 @@ def test_headless_play_writes_video_and_timings(tiny_world, seed_files, tmp_path
 
 def test_evaluate_prints_table(tiny_world, tmp_path):
     proc = run_module("train.evaluate", "--checkpoint", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),
-                      "--horizon", "4", "--windows", "6", "--batch", "3", "--out", str(tmp_path / "eval"), "--device", "cpu")  # fmt: skip
+                      "--horizon", "4", "--windows", "6", "--batch", "3", "--out", str(tmp_path / "eval"), "--device", "cpu",
+                      "--playtest-seeds", "2", "--playtest-programs", "stand")  # fmt: skip
     assert "copy_last" in proc.stdout and "gray84" in proc.stdout
+    assert "## Play tests: coinrun" in (tmp_path / "eval" / "report.md").read_text() and "| stand | sample |" in proc.stdout
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert "model/gray84/mean_psnr" in summary and (tmp_path / "eval" / "plots" / "horizon.png").is_file()
 

@@ -184,3 +184,34 @@ def test_doom_and_atari_generate_deterministically(tmp_path, world):
     assert rows.shape == (10, 48, 64, 3) and a["frame_shape"] == [48, 64, 3] and rows.std() > 0
     data.action_spec.validate(actions)
     assert b["action_schema"]["kind"] == ("first_person" if world == "doom" else "discrete")
+
+
+def test_runs_hold_a_direction_and_jump_when_the_picture_stops():
+    policy = ExplorationPolicy(PolicyConfig(kind="run", hold_min=40, hold_max=40, jump_prob=0.0), PROCGEN_ACTIONS, 1,
+                               np.random.default_rng(0))  # fmt: skip
+    labels = PROCGEN_ACTIONS.labels
+    moving = [policy.act(np.full((1, 8, 8, 3), 10 * t, np.uint8))[0] for t in range(10)]
+    assert len(set(moving)) == 1 and labels[moving[0]] in ("right", "left")  # a held run, no jump while moving
+    stuck = [labels[policy.act(np.zeros((1, 8, 8, 3), np.uint8))[0]] for _ in range(7)]
+    walk = labels[moving[0]]
+    assert stuck[0] == walk and stuck[1:5] == [f"{walk}+up"] * 4 and stuck[5] == f"{walk}+up"  # stuck: jump, held 4 steps
+
+
+def test_first_person_runs_walk_and_sometimes_turn():
+    acts = rollout(PolicyConfig(kind="run", turn_prob=1.0, jump_prob=0.0), FP, steps=400, num=2).reshape(-1, 10)
+    assert (acts[:, 2:6].sum(1) == 1).all() and (acts[:, 0] != FP.still_bin).all()
+    assert np.mean(acts[:, 2 + FP.buttons.index("forward")]) > 0.4  # runs go forward most often (RUN_DIRECTIONS)
+
+
+def test_play_preset_holds_keys_like_a_person():
+    from preprocess.generate import job_from_args, parse_args
+
+    job = job_from_args(parse_args(["--world", "coinrun", "--frames", "10", "--out", "x", "--policy", "play"]))
+    assert (
+        job.policy.kind == "play" and job.policy.weights["run"] == 0.5 and (job.policy.hold_min, job.policy.hold_max) == (4, 60)
+    )
+    acts = rollout(job.policy, PROCGEN_ACTIONS, steps=3000, num=2)
+    held = np.mean(acts[:, 1:] == acts[:, :-1])
+    assert held > 0.7  # uniform random keeps an action ~7% of steps
+    with pytest.raises(ConfigError, match="policy.jump_prob"):
+        PolicyConfig(kind="play", jump_prob=2).check()

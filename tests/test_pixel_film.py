@@ -107,7 +107,7 @@ def test_evaluate_trains_and_scores_the_baseline_and_the_idm(tiny_world, tmp_pat
     save_idm(tmp_path / "idm.pt", idm, data.action_spec, report.val_accuracy)
     out = tmp_path / "report"
     proc = run_module("train.evaluate", "--checkpoint", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),
-                      "--windows", "4", "--batch", "2", "--horizon", "6", "--stability-steps", "0", "--out", str(out),
+                      "--windows", "4", "--batch", "2", "--horizon", "6", "--stability-steps", "0", "--playtest-seeds", "0", "--out", str(out),
                       "--device", "cpu", "--train-baseline", str(tiny_world["frames"]),
                       "--baseline-config", "configs/tiny/pixel_film.yaml", "--idm", str(tmp_path / "idm.pt"),
                       "--idm-horizon", "3")  # fmt: skip

@@ -93,7 +93,7 @@ def test_markdown_with_lpips_and_other_horizon_and_no_stability():
 def test_evaluate_writes_the_full_report(tiny_world, tmp_path):
     out = tmp_path / "report"
     proc = run_module("train.evaluate", "--checkpoint", str(tiny_world["world"]), "--data", str(tiny_world["frames"]),
-                      "--windows", "4", "--batch", "2", "--horizon", "4", "--stability-steps", "20", "--out", str(out),
+                      "--windows", "4", "--batch", "2", "--horizon", "4", "--stability-steps", "20", "--playtest-seeds", "0", "--out", str(out),
                       "--device", "cpu")  # fmt: skip
     assert "stability:" in proc.stdout
     results = json.loads((out / "results.json").read_text())

@@ -1,6 +1,7 @@
 """Long-horizon stability: rollout traces on the tiny world, the CLI, and the verdict rules on synthetic traces."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from ochre.stability import (
     StabilityTrace,
     Thresholds,
     codes_in_use,
+    frame_detail,
     frame_stats,
     judge,
     policy_actions,
@@ -88,6 +90,19 @@ def test_frame_stats_and_codes_in_use():
     assert codes_in_use(tokens).tolist() == [1, 3]
 
 
+def test_a_washed_out_rollout_is_blur_against_the_real_seed_frames():
+    sharp = np.random.default_rng(1).integers(0, 256, (T + 1, 32, 32, 3), dtype=np.uint8)
+    soft = np.repeat(np.repeat(sharp[:, ::4, ::4], 4, axis=1), 4, axis=2)  # the same scene, fine detail gone
+    trace = synthetic(soft, VARIED_TOKENS, True)
+    as_sharp = synthetic(sharp, VARIED_TOKENS, True)
+    seed = float(frame_detail(torch.as_tensor(sharp[:1])).mean())
+    assert judge(trace).verdict == "alive"  # without a real reference only pixel std and codes are judged
+    washed = judge(replace(trace, detail=frame_detail(torch.as_tensor(soft[1:])).numpy(), seed_detail=seed))
+    kept = judge(replace(as_sharp, detail=frame_detail(torch.as_tensor(sharp[1:])).numpy(), seed_detail=seed))
+    assert washed.verdict == "blur" and washed.detail_ratio < 0.5
+    assert kept.verdict == "alive" and kept.detail_ratio == pytest.approx(1.0, abs=0.1)
+
+
 def synthetic(frames: np.ndarray, tokens: np.ndarray, pressed: bool) -> StabilityTrace:
     """A trace of frames (T + 1, H, W, 3): the seed frame, then T predicted ones with their tokens (T, h, w)."""
     std, change = frame_stats(torch.as_tensor(frames[1:]), torch.as_tensor(frames[0]))
@@ -160,7 +175,13 @@ def test_cli_writes_outputs_and_prints_table(tiny_world, seed, tmp_path):
     for policy, summary in report["policies"].items():
         assert summary["verdict"] in ("alive", "static", "frozen", "blur") and f"\n{policy} " in proc.stdout
         assert summary["window"] == [STEPS - 5, STEPS]
-    assert report["thresholds"] == {"window": 0.1, "min_pixel_std": 0.03, "min_code_ratio": 0.5, "min_change": 0.005}
+    assert report["thresholds"] == {
+        "window": 0.1,
+        "min_pixel_std": 0.03,
+        "min_code_ratio": 0.5,
+        "min_change": 0.005,
+        "min_detail_ratio": 0.5,
+    }
     assert (out / "plots" / "stability.png").stat().st_size > 0
     for policy in report["policies"]:
         assert (out / "videos" / f"{policy}.mp4").stat().st_size > 0

@@ -476,7 +476,7 @@ def test_evaluate_runs_the_camera_check_on_a_tiny_first_person_world(tmp_path):
     out = tmp_path / "eval"
     proc = run_module("train.evaluate", "--checkpoint", str(world), "--data", str(data),
                       "--windows", "4", "--batch", "2", "--horizon", "4", "--stability-steps", "0",
-                      "--real-game-episodes", "2", "--out", str(out), "--device", "cpu")  # fmt: skip
+                      "--real-game-episodes", "2", "--playtest-seeds", "0", "--out", str(out), "--device", "cpu")  # fmt: skip
     assert "world checks: camera yaw/pitch correct: model" in proc.stdout and "real game" in proc.stdout
     camera = json.loads((out / "results.json").read_text())["world_checks"]["camera"]
     model = camera["results"]["model"]

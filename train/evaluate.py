@@ -43,6 +43,8 @@ from ochre.idm import action_following, load_idm
 from ochre.io import atomic_path, write_json, write_text, write_video
 from ochre.losses import load_lpips
 from ochre.pixel_world import PixelWorld
+from ochre.playtest.report import playtest_markdown
+from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.report import build_results, render_markdown
 from ochre.report import label as predictor_label
 from ochre.stability import POLICIES, Thresholds, calibrate_change, judge, real_window_change, stability_rollout
@@ -75,6 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idm-horizon", type=int, default=8, help="generated frames per window scored by the IDM")
     p.add_argument("--no-world-checks", action="store_true", help="skip the camera-response / pong ball-tracking checks")
     p.add_argument("--real-game-episodes", type=int, default=16, help="real-game starts for the camera check (0 = skip)")
+    p.add_argument(
+        "--playtest-seeds", type=int, default=16, help="real-game seeds per play-test program (0 = skip the play tests)"
+    )
+    p.add_argument("--playtest-programs", default="", help="comma-separated play-test programs (default: all of the world's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_eval)")
     return p.parse_args(argv)
@@ -247,6 +253,15 @@ def run_world_checks(args: argparse.Namespace, wm: WorldModel, predictors: dict[
     return checks
 
 
+def run_playtest_section(args: argparse.Namespace, wm: WorldModel, out: Path) -> dict:
+    """The play tests (ochre/playtest) with --playtest-seeds seeds, greedy and sampled; videos under OUT/videos/playtest/."""
+    programs = tuple(p.strip() for p in args.playtest_programs.split(",") if p.strip())
+    settings = PlaytestSettings(seeds=args.playtest_seeds, context=args.context, programs=programs)
+    report = run_playtests(wm, settings, videos=out / "videos" / "playtest")
+    report["meta"]["checkpoint"] = args.checkpoint
+    return report
+
+
 def real_game_camera(
     data: EpisodeDataset, episodes: int, seed: int, limits: tuple[float, float] | None
 ) -> tuple[dict | None, str]:
@@ -293,8 +308,8 @@ def _f(value: float | None) -> str:
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.context < 1 or args.horizon < 1 or args.stability_steps < 0:
-        raise OchreError("--context and --horizon must be at least 1 and --stability-steps at least 0")
+    if args.context < 1 or args.horizon < 1 or args.stability_steps < 0 or args.playtest_seeds < 0:
+        raise OchreError("--context and --horizon must be at least 1, --stability-steps and --playtest-seeds at least 0")
     wm = WorldModel.load(args.checkpoint, device=args.device)
     data = EpisodeDataset(args.data, expect_kind="frames")
     out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "eval")
@@ -327,9 +342,11 @@ def main(argv: list[str] | None = None) -> None:
         files["videos"] |= videos
     results["action_following"] = run_action_following(args, {"model": wm, **baselines}, data) if args.idm else None
     results["world_checks"] = None if args.no_world_checks else run_world_checks(args, wm, {"model": wm, **baselines}, data)
+    results["playtest"] = run_playtest_section(args, wm, out) if args.playtest_seeds else None
     results["files"] = files
     write_json(out / "results.json", results)
-    write_text(out / "report.md", render_markdown(results))
+    playtest_text = "\n" + playtest_markdown(results["playtest"]) if results["playtest"] else ""
+    write_text(out / "report.md", render_markdown(results) + playtest_text)
     print(f"{settings.windows} windows, K={args.context}, N={args.horizon}, data {args.data}")
     for view in VIEWS:
         print()
@@ -342,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     print(world_checks_line(results["world_checks"]))
     if results["stability"]:
         print("stability: " + ", ".join(f"{p} {j['verdict']}" for p, j in results["stability"]["policies"].items()))
+    if results["playtest"]:
+        print(playtest_text)
     print(f"wrote {out}/report.md, results.json, metrics.csv, summary.json, plots/, videos/")
 
 

@@ -86,12 +86,13 @@ def write_plot(path: Path, traces: list[StabilityTrace], judgements: list[Judgem
 
 def format_table(judgements: dict[str, Judgement]) -> str:
     """One row per policy: verdict and the statistics of the judged window."""
-    head = f"{'policy':<10}{'verdict':>9}{'pixel std':>11}{'codes seed/first/last':>23}{'ratio':>7}{'max change':>12}{'mean change':>13}"
+    head = f"{'policy':<10}{'verdict':>9}{'pixel std':>11}{'codes seed/first/last':>23}{'ratio':>7}{'max change':>12}{'mean change':>13}{'detail':>8}"
     lines = [head, "-" * len(head)]
     for policy, j in judgements.items():
         codes = f"{j.codes_in_use_seed}/{j.codes_in_use_first:.1f}/{j.codes_in_use:.1f}"
         lines.append(
             f"{policy:<10}{j.verdict:>9}{j.pixel_std:11.3f}{codes:>23}{j.code_ratio:7.2f}{j.max_change:12.4f}{j.mean_change:13.4f}"
+            + (f"{j.detail_ratio:8.2f}" if j.detail_ratio is not None else f"{'—':>8}")
         )
     return "\n".join(lines)
 

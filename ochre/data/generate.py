@@ -163,7 +163,7 @@ def play_shard(job: GenerateJob, index: int, root: Path, progress: Callable[[int
             first[:] = True
         for i in np.flatnonzero(first):
             policy.episode_started(int(i))
-        act = policy.act()
+        act = policy.act(obs)
         take = min(num, target - recorded)  # the last step may record only some envs
         for i in range(take):
             frames[i].append(obs[i])

@@ -1,0 +1,73 @@
+"""Play tests: play a world the way a person does, beside the real game, and score what a player notices.
+
+    python -m train.playtest --checkpoint checkpoints/coinrun.pt
+    python -m train.playtest --checkpoint checkpoints/doom.pt --seeds 16 --programs walk_forward,turn_left
+
+Every input program of the world (assets/<world>/programs/*.json: hold right, run and
+jump, walk forward, turn, follow the ball, held random keys, ...) is played in the real
+game from fresh held-out seeds and, with the same actions, in the learned world, greedy
+and sampled. The scores (ochre/playtest/suite.py): avatar presence and position, view
+motion sign and size, liveliness, detail, and PSNR beside copy-last and the tokenizer's
+ceiling. Writes OUT/playtest.json, OUT/playtest.md and one side-by-side video per program
+and sampling (real | world, four seeds) to OUT/videos/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ochre.errors import OchreError, cli_entry
+from ochre.io import write_json, write_text
+from ochre.playtest.report import playtest_markdown
+from ochre.playtest.suite import PlaytestSettings, run_playtests
+from ochre.runtime import WorldModel
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="world checkpoint")
+    p.add_argument("--seeds", type=int, default=64, help="held-out real-game seeds per program")
+    p.add_argument("--programs", default="", help="comma-separated program names (default: all of the world's)")
+    p.add_argument("--program-dir", help="folder of program files (default: the world's, from ochre/playtest/checks.py)")
+    p.add_argument("--sampling", default="greedy,sample", help="comma-separated: greedy, sample")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest codes (0 = all)")
+    p.add_argument("--context", type=int, default=4, help="seed frames K from the real game")
+    p.add_argument("--out", help="output folder (default: runs/playtest_<checkpoint name>)")
+    p.add_argument("--no-videos", action="store_true", help="skip the side-by-side videos")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    return p.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> PlaytestSettings:
+    modes = tuple(m.strip() for m in args.sampling.split(",") if m.strip())
+    if not modes or set(modes) - {"greedy", "sample"}:
+        raise OchreError(f"--sampling must list greedy and/or sample, got {args.sampling!r}")
+    if args.seeds < 1 or args.context < 1:
+        raise OchreError("--seeds and --context must be at least 1")
+    if args.temperature <= 0 or args.top_k < 0:
+        raise OchreError("--temperature must be > 0 and --top-k >= 0")
+    programs = tuple(p.strip() for p in args.programs.split(",") if p.strip())
+    return PlaytestSettings(args.seeds, modes, args.temperature, args.top_k, args.context, programs)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = settings_from_args(args)
+    wm = WorldModel.load(args.checkpoint, device=args.device)
+    out = Path(args.out or f"runs/playtest_{Path(args.checkpoint).stem}")
+    t0 = time.time()
+    report = run_playtests(wm, settings, args.program_dir, None if args.no_videos else out / "videos")
+    report["meta"] |= {"checkpoint": str(args.checkpoint), "wall_s": round(time.time() - t0, 1)}
+    write_json(out / "playtest.json", report)
+    text = playtest_markdown(report)
+    write_text(out / "playtest.md", text)
+    print(text)
+    print(f"wrote {out}/playtest.json, playtest.md" + ("" if args.no_videos else ", videos/"))
+
+
+if __name__ == "__main__":
+    main()
