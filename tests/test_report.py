@@ -185,3 +185,29 @@ def test_benchmarks_keep_the_part_of_a_world_not_measured_again(tmp_path):
     assert section(md, "coinrun").strip() == f"{KEPT}\n\n" + section(old, "coinrun").strip()
     assert KEPT not in section(md, "pong") and md.count(KEPT) == 3  # coinrun, doom and the throughput part
     assert render(worlds, tmp_path / "now", md) == md  # marked once, however often it is kept
+
+
+def test_benchmarks_add_a_world_s_play_tests_and_replace_them_when_measured_again(tmp_path):
+    from train.benchmarks import KEPT, render
+
+    (tmp_path / "coinrun" / "eval").mkdir(parents=True)
+    (tmp_path / "coinrun" / "eval" / "results.json").write_text(json.dumps(fake_results(16) | {"world_checks": None}))
+    old = render(["coinrun"], tmp_path)
+    assert "### Play tests" not in old
+    pt = tmp_path / "only" / "coinrun" / "playtest"
+    pt.mkdir(parents=True)
+    program = {"program": "hold_right", "sampling": "greedy", "seeds": 8, "steps": 64, "real_steps_median": 64.0,
+               "liveliness": 0.1, "change_world": 0.2, "change_real": 2.0, "detail": {"1": 0.4, "32": 0.4, "300": 0.4},
+               "psnr_rgb": {}, "psnr_gray84": {"1": 30.0}, "copy_last_gray84": {}, "ceiling_gray84": {}, "ssim_gray84": {},
+               "motion": {"dx": {"16": {"scored": 4, "sign_agreement": 0.5, "magnitude_ratio": 0.0}}},
+               "objects": {"avatar": {"present": 0.75, "in_place_at_16": 0.75}}}  # fmt: skip
+    meta = {"world": "coinrun", "checkpoint": "checkpoints/coinrun.pt", "seeds": 8, "seed_base": 0, "settings": {},
+            "temperature": 1.0, "top_k": 0}  # fmt: skip
+    (pt / "playtest.json").write_text(json.dumps({"meta": meta, "programs": [program]}))
+    md = render(["coinrun"], tmp_path / "only", old)  # only the play tests measured: the rest is kept
+    section = md.split("\n## coinrun\n")[1]
+    assert KEPT in section and "### Headline" in section and "| hold_right | greedy | 64 of 64 | 0.10 |" in section
+    program["liveliness"] = 0.9
+    (pt / "playtest.json").write_text(json.dumps({"meta": meta, "programs": [program]}))
+    again = render(["coinrun"], tmp_path / "only", md)
+    assert again.count("### Play tests") == 1 and "| 0.90 |" in again and "| 0.10 |" not in again

@@ -10,6 +10,8 @@ Measuring runs the project's own commands into runs/bench/:
                                 (plus --baseline checkpoints/baselines/<world>_pixel_film.pt and --idm
                                 checkpoints/baselines/<world>_idm.pt when those files exist)
     <world>/live.json           python -m live.bench --checkpoint checkpoints/<world>.pt
+    <world>/playtest/           python -m train.playtest --checkpoint checkpoints/<world>.pt (64 held-out seeds per program;
+                                also draws docs/<world>_play.gif: the world's showcase program, real game | world)
     train.json                  python -m train.bench
     data.json                   python -m preprocess.bench
 and draws docs/<world>.gif for the README: the shipped world played greedily from the first
@@ -32,6 +34,7 @@ import numpy as np
 
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_text
+from ochre.playtest.report import playtest_markdown
 from ochre.report import (
     action_following_section,
     controllability_section,
@@ -41,6 +44,8 @@ from ochre.report import (
 )
 
 WORLDS = ("coinrun", "doom", "pong")
+SHOWCASE = {"coinrun": "run_and_jump_greedy", "doom": "walk_and_turn_greedy", "pong": "follow_ball_greedy"}  # README GIFs
+PLAYTEST = "### Play tests"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,10 +82,12 @@ def measure(args: argparse.Namespace) -> None:
                 ("--idm", f"checkpoints/baselines/{world}_idm.pt"),
             ):
                 cmd += [flag, path] if Path(path).is_file() else []
-            run([*cmd, "--out", str(runs / world / "eval")])
+            run([*cmd, "--playtest-seeds", "0", "--out", str(runs / world / "eval")])
         else:
             print(f"skip evaluating {world}: {held_out} does not exist (its command is in checkpoints/{world}.md)")
         run(["live.bench", "--checkpoint", str(ckpt), "--out", str(runs / world / "live.json")])
+        gif = ["--gif", str(Path(args.gifs) / f"{world}_play.gif"), "--gif-program", SHOWCASE[world]] if world in SHOWCASE else []
+        run(["train.playtest", "--checkpoint", str(ckpt), "--out", str(runs / world / "playtest"), *gif])
         write_play_gif(ckpt, Path("assets") / world, Path(args.gifs) / f"{world}.gif")
     run(["train.bench", "--out", str(runs / "train.json")])
     run(["preprocess.bench", "--out", str(runs / "data.json")])
@@ -146,6 +153,25 @@ def headline_row(world: str, ev: dict | None, live: dict | None) -> list[str]:
 def table(head: list[str], body: list[list[str]]) -> str:
     rows = [head, ["---"] * len(head), *body]
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def playtest_part(runs: Path, world: str) -> str | None:
+    """The world's play-test tables from runs/<world>/playtest/playtest.json, under a level-3 heading."""
+    report = read_json(runs / world / "playtest" / "playtest.json")
+    if not report:
+        return None
+    body = playtest_markdown(report).split("\n", 1)[1]
+    return f"{PLAYTEST}\n\nCommand: `python -m train.playtest --checkpoint {report['meta'].get('checkpoint', '?')}`.\n{body}"
+
+
+def with_playtest(section: str, part: str | None) -> str:
+    """`section` with its play-test part replaced by `part` (appended when it had none)."""
+    if part is None:
+        return section
+    head, _, rest = section.partition(f"\n{PLAYTEST}")
+    tail = rest.split("\n### ", 1)
+    after = f"\n### {tail[1]}" if len(tail) > 1 else ""
+    return f"{head.rstrip()}\n\n{part.rstrip()}\n{after}".rstrip()
 
 
 def world_section(world: str, ev: dict | None, live: dict | None, runs: Path) -> str:
@@ -236,7 +262,7 @@ def throughput_section(train: dict | None, data: dict | None) -> str:
 
 def measurements(worlds: list[str], runs: Path) -> list[Path]:
     """The measurement files under `runs` that BENCHMARKS.md is written from."""
-    files = [runs / w / name for w in worlds for name in ("eval/results.json", "live.json")]
+    files = [runs / w / name for w in worlds for name in ("eval/results.json", "live.json", "playtest/playtest.json")]
     return [f for f in [*files, runs / "train.json", runs / "data.json"] if f.is_file()]
 
 
@@ -298,6 +324,7 @@ def render(worlds: list[str], runs: Path, previous: str = "") -> str:
         table(head, rows),
     ]
     sections = [kept(old_sections[w]) if w in keep else world_section(w, evals[w], lives[w], runs) for w in worlds]
+    sections = [with_playtest(section, playtest_part(runs, w)) for section, w in zip(sections, worlds, strict=True)]
     train, data = read_json(runs / "train.json"), read_json(runs / "data.json")
     throughput = kept(old_throughput) if not (train or data) and old_throughput else throughput_section(train, data)
     return "\n\n".join(["\n".join(intro), *sections, throughput]) + "\n"

@@ -18,8 +18,10 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ochre.errors import OchreError, cli_entry
-from ochre.io import write_json, write_text
+from ochre.io import write_gif, write_json, write_text
 from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.runtime import WorldModel
@@ -37,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--context", type=int, default=4, help="seed frames K from the real game")
     p.add_argument("--out", help="output folder (default: runs/playtest_<checkpoint name>)")
     p.add_argument("--no-videos", action="store_true", help="skip the side-by-side videos")
+    p.add_argument("--gif", help="also write this GIF: real | world for two seeds of --gif-program")
+    p.add_argument("--gif-program", default="", help="program_mode shown in --gif, e.g. run_and_jump_greedy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return p.parse_args(argv)
 
@@ -60,12 +64,19 @@ def main(argv: list[str] | None = None) -> None:
     wm = WorldModel.load(args.checkpoint, device=args.device)
     out = Path(args.out or f"runs/playtest_{Path(args.checkpoint).stem}")
     t0 = time.time()
-    report = run_playtests(wm, settings, args.program_dir, None if args.no_videos else out / "videos")
+    clips: dict[str, np.ndarray] = {}
+    report = run_playtests(wm, settings, args.program_dir, None if args.no_videos else out / "videos", clips)
     report["meta"] |= {"checkpoint": str(args.checkpoint), "wall_s": round(time.time() - t0, 1)}
     write_json(out / "playtest.json", report)
     text = playtest_markdown(report)
     write_text(out / "playtest.md", text)
     print(text)
+    if args.gif:
+        if args.gif_program not in clips:
+            raise OchreError(f"--gif-program {args.gif_program!r} was not played (played: {', '.join(clips)})")
+        clip = clips[args.gif_program]
+        write_gif(args.gif, np.repeat(np.repeat(clip[:, : 2 * wm.frame_shape[0]], 2, 1), 2, 2), fps=wm.fps)
+        print(f"wrote {args.gif}")
     print(f"wrote {out}/playtest.json, playtest.md" + ("" if args.no_videos else ", videos/"))
 
 

@@ -269,11 +269,17 @@ def side_by_side(real: np.ndarray, world: np.ndarray, valid: np.ndarray) -> np.n
 
 
 def run_playtests(
-    wm: WorldModel, settings: PlaytestSettings, program_dir: str | Path | None = None, videos: Path | None = None, log=print
+    wm: WorldModel,
+    settings: PlaytestSettings,
+    program_dir: str | Path | None = None,
+    videos: Path | None = None,
+    clips: dict[str, np.ndarray] | None = None,
+    log=print,
 ) -> dict[str, Any]:
     """Play every program of `wm`'s world in the real game and in `wm`; -> the report {meta, programs}.
 
     `videos`: a folder for one side-by-side mp4 per program and sampling mode (None: none written).
+    `clips`: filled with those side-by-side frames, by "<program>_<mode>", for a caller that wants them.
     """
     world = str(wm.info.get("world", ""))
     checks = play_checks(world, wm.action_spec)
@@ -294,10 +300,12 @@ def run_playtests(
                 real.seed_frames, real.seed_actions, real.actions, mode, settings.temperature, settings.top_k or None, seed=0
             )
             results.append(score_program(real, frames, ceiling, checks, finder, mode))
+            k = min(VIDEO_SEEDS, len(frames))
+            clip = side_by_side(real.frames[:k], frames[:k], real.valid[:k])
             if videos is not None:
-                k = min(VIDEO_SEEDS, len(frames))
-                clip = side_by_side(real.frames[:k], frames[:k], real.valid[:k])
                 write_video(Path(videos) / f"{program.name}_{mode}.mp4", clip, fps=wm.fps, scale=2)
+            if clips is not None:
+                clips[f"{program.name}_{mode}"] = clip
         log(f"play test {program.name}: {len(seeds)} seeds x {program.steps} steps")
     meta = {
         "world": world,
