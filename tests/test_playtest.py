@@ -197,3 +197,27 @@ def test_playtest_entry_point_on_a_tiny_world(tiny_world, tmp_path):
     assert (out / "videos" / "hold_right_sample.mp4").stat().st_size > 0
     bad = run_module("train.playtest", "--checkpoint", str(tiny_world["world"]), "--programs", "fly", check=False)
     assert bad.returncode == 2 and "--programs: fly not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- the play check inside training -------------------------------------------------------
+
+
+def test_held_key_windows_pick_only_windows_that_hold_one_key(tmp_path):
+    from ochre.data.store import DatasetWriter, EpisodeDataset
+    from ochre.training.play_validation import held_key_windows, play_probe
+
+    meta = {"world": "coinrun", "action_schema": PROCGEN_ACTIONS.to_dict(), "token_grid": [4, 4]}
+    writer = DatasetWriter(tmp_path / "tok", "tokens", meta)
+    rng = np.random.default_rng(0)
+    for i in range(20):  # episodes 9 and 19 are validation (val_every 10): one holds right, one presses random keys
+        actions = np.full(40, 7) if i == 9 else rng.integers(0, 15, 40)
+        writer.add_episode(rng.integers(0, 8, (40, 4, 4)).astype(np.uint16), actions)
+    writer.close()
+    data = EpisodeDataset(tmp_path / "tok")
+    windows = held_key_windows(data, context=4, horizon=16, val_every=10, count=64)
+    assert windows is not None and len(windows.rows) > 0 and (windows.actions[:, 3:-1] == 7).all()
+    uniform = DatasetWriter(tmp_path / "uni", "tokens", meta)
+    for _ in range(20):
+        uniform.add_episode(rng.integers(0, 8, (40, 4, 4)).astype(np.uint16), np.tile(np.arange(15), 3)[:40])
+    uniform.close()
+    assert play_probe(EpisodeDataset(tmp_path / "uni"), "coinrun", 4, 16, 10, 64) is None

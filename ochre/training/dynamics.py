@@ -53,6 +53,7 @@ from ochre.sampling import rollout_tokens, warm_up
 from ochre.training import distributed
 from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, autocast, grad_scaler, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
+from ochre.training.play_validation import play_probe, validate_play
 from ochre.training.state import load_train_state, save_train_state
 from ochre.world import save_world
 from ochre.world_checks import BALL_HORIZON, BALL_TOL_PX, ball_errors
@@ -92,6 +93,9 @@ class DynamicsLoopConfig(LoopConfig):
     val_horizon: int = 16  # predicted frames in validation rollouts
     val_windows: int = 32  # windows in the fixed validation set
     ball_windows: int = 256  # Pong only: validation windows of the ball check (val/ball@6); 0 turns it off
+    play_windows: int = (
+        64  # held-key validation windows of the play check (val/play_*, ochre/training/play_validation.py); 0 = off
+    )
     dist_backend: Literal["", "nccl", "gloo"] = ""  # torchrun process-group backend; empty = nccl on CUDA, gloo on CPU
 
 
@@ -430,6 +434,10 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     if main and data.manifest.get("world", cfg.run.world) == "pong" and cfg.train.ball_windows:
         ball_len = cfg.train.val_context + BALL_HORIZON
         ball = WindowSampler(data, ball_len, "val", cfg.data.val_every, seed=cfg.train.seed + 2).fixed(cfg.train.ball_windows)
+    play = None
+    if main and cfg.train.play_windows:
+        world = str(data.manifest.get("world", cfg.run.world))
+        play = play_probe(data, world, cfg.train.val_context, cfg.train.val_horizon, cfg.data.val_every, cfg.train.play_windows)
     run_dir = distributed.broadcast_from_main(
         make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name) if main else None
     )
@@ -500,6 +508,7 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
             if main and (step % cfg.logging.sample_every == 0 or last):
                 row |= validate(model, tokenizer, val.to(device), cfg.train, logger, step, data.action_spec)
                 row |= validate_ball(model, tokenizer, ball, cfg.train.val_context) if ball else {}
+                row |= validate_play(model, tokenizer, play, cfg.train.val_context) if play else {}
             if row:
                 logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
