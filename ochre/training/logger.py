@@ -65,7 +65,8 @@ class RunLogger:
         if self._wandb:
             import wandb
 
-            self._wandb.log({name: wandb.Video(np.moveaxis(frames, -1, 1), fps=int(fps), format="mp4")}, step=step)
+            # From the mp4 just written: wandb.Video on a raw array needs moviepy, which is not a dependency.
+            self._wandb.log({name: wandb.Video(str(path), format="mp4")}, step=step)
         return path
 
     def close(self) -> None:
