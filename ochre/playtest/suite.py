@@ -129,15 +129,26 @@ def _mean_or_none(x: np.ndarray) -> float | None:
     return float(np.mean(x)) if len(x) >= MIN_SEEDS else None
 
 
-def _psnr_steps(pred: np.ndarray, real: RealPlay, gray: bool) -> dict[int, float | None]:
-    """PSNR at each of FIDELITY_STEPS, MSE averaged over the valid seeds first. pred: (B, N, H, W, 3) uint8."""
+def fidelity_columns(n: int) -> list[int]:
+    """The 0-based steps of an n-step program that FIDELITY_STEPS score (the last step stands in for longer ones)."""
+    return sorted({min(s, n) - 1 for s in FIDELITY_STEPS})
+
+
+def _psnr_steps(pred: np.ndarray, real: RealPlay, gray: bool, columns: list[int] | None = None) -> dict[int, float | None]:
+    """PSNR at each of FIDELITY_STEPS, MSE averaged over the valid seeds first.
+
+    pred: (B, N, H, W, 3) uint8, or (B, len(columns), H, W, 3) holding only the steps `columns` lists.
+    """
     out: dict[int, float | None] = {}
+    n = real.frames.shape[1]
     for s in FIDELITY_STEPS:
-        t = min(s, pred.shape[1]) - 1
+        t = min(s, n) - 1
         keep = real.valid[:, t]
-        if (s > pred.shape[1] and s != FIDELITY_STEPS[-1]) or keep.sum() < MIN_SEEDS:
+        if (s > n and s != FIDELITY_STEPS[-1]) or keep.sum() < MIN_SEEDS:
             continue
-        p, r = (torch.from_numpy(x[keep, t]).permute(0, 3, 1, 2).float() / 255 for x in (pred, real.frames))
+        col = columns.index(t) if columns is not None else t
+        p = torch.from_numpy(pred[keep, col]).permute(0, 3, 1, 2).float() / 255
+        r = torch.from_numpy(real.frames[keep, t]).permute(0, 3, 1, 2).float() / 255
         if gray:
             p, r = to_gray84(p), to_gray84(r)
         out[s] = psnr_from_mse(float(((p - r) ** 2).mean()))
@@ -222,7 +233,8 @@ def object_scores(world: np.ndarray, real: RealPlay, finder: Finder, tol: float)
 def score_program(
     real: RealPlay, world: np.ndarray, ceiling: np.ndarray, checks: PlayChecks, finder: Finder | None, sampling: str
 ) -> ProgramScores:
-    """All scores of one program. world, ceiling: (B, N, H, W, 3) uint8 (ceiling: the real frames through the tokenizer)."""
+    """All scores of one program. world: (B, N, H, W, 3) uint8; ceiling: the real frames through the tokenizer at
+    `fidelity_columns(N)` only, (B, len(columns), H, W, 3)."""
     copy_last = np.repeat(real.seed_frames[:, -1:], world.shape[1], axis=1)
     lively, change_world, change_real = liveliness(world, real)
     return ProgramScores(
@@ -238,7 +250,7 @@ def score_program(
         psnr_rgb=_psnr_steps(world, real, gray=False),
         psnr_gray84=_psnr_steps(world, real, gray=True),
         copy_last_gray84=_psnr_steps(copy_last, real, gray=True),
-        ceiling_gray84=_psnr_steps(ceiling, real, gray=True),
+        ceiling_gray84=_psnr_steps(ceiling, real, gray=True, columns=fidelity_columns(world.shape[1])),
         ssim_gray84=_ssim_steps(world, real),
         motion=motion_scores(world, real, checks),
         objects=object_scores(world, real, finder, checks.avatar_tol_px) if finder else {},
@@ -294,7 +306,7 @@ def run_playtests(
     results = []
     for program in chosen:
         real = play_real(world, program, seeds, settings.context, overrides)
-        ceiling = wm.decode(wm.encode(real.frames))
+        ceiling = wm.decode(wm.encode(real.frames[:, fidelity_columns(program.steps)]))
         for mode in settings.modes:
             frames = wm.rollout(
                 real.seed_frames, real.seed_actions, real.actions, mode, settings.temperature, settings.top_k or None, seed=0
