@@ -61,7 +61,7 @@ def playtest_markdown(report: dict[str, Any]) -> str:
                 "sampling",
                 "real steps",
                 "liveliness",
-                "detail @1 / @32 / @300",
+                "detail @1 / @32 / @300 (or last)",
                 "motion @16",
                 "objects present / in place @16",
             ]

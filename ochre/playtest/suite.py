@@ -114,17 +114,6 @@ class ProgramScores:
         return asdict(self)
 
 
-def _per_step(values: np.ndarray, valid: np.ndarray, steps: tuple[int, ...]) -> dict[int, np.ndarray]:
-    """(B, N) -> {step: values at that 1-based step over seeds still valid}; the last step stands in for longer ones."""
-    n = values.shape[1]
-    out = {}
-    for s in steps:
-        t = min(s, n) - 1
-        if s <= n or s == steps[-1]:
-            out[s] = values[valid[:, t], t]
-    return out
-
-
 def _mean_or_none(x: np.ndarray) -> float | None:
     return float(np.mean(x)) if len(x) >= MIN_SEEDS else None
 
@@ -180,12 +169,17 @@ def liveliness(world: np.ndarray, real: RealPlay) -> tuple[float | None, float, 
 
 
 def detail_ratios(world: np.ndarray, real: RealPlay) -> dict[int, float | None]:
+    """Mean Laplacian variance, world over real game, at each of DETAIL_STEPS (the last step stands in for longer ones)."""
     w, r = laplacian_variance(world), laplacian_variance(real.frames)
+    n = world.shape[1]
     out: dict[int, float | None] = {}
-    for s, rv in _per_step(r, real.valid, DETAIL_STEPS).items():
-        wv = _per_step(w, real.valid, (s,))[s] if s in _per_step(w, real.valid, DETAIL_STEPS) else np.array([])
-        real_mean = _mean_or_none(rv)
-        out[s] = None if real_mean is None or len(wv) == 0 else float(np.mean(wv) / max(real_mean, 1e-12))
+    for s in DETAIL_STEPS:
+        if s > n and s != DETAIL_STEPS[-1]:
+            continue
+        t = min(s, n) - 1
+        keep = real.valid[:, t]
+        real_mean = _mean_or_none(r[keep, t])
+        out[s] = None if real_mean is None else float(w[keep, t].mean() / max(real_mean, 1e-12))
     return out
 
 
