@@ -170,6 +170,9 @@ def test_real_pong_paddles_are_found_and_answer_the_keys():
     own_y, other = where[:, :, 0, 0], where[:, :, 1, 0]
     assert not np.isnan(own_y[:, :3]).any() and (own_y[:, 3] < own_y[:, 0] - 4).all()  # holding up moves it up
     assert (~np.isnan(other[:, 12:])).mean() >= 0.97  # the computer's paddle, once it is in play
+    served = play_real("pong", programs["follow_ball"], [SEED_BASE], 4, warmup=checks.warmup)
+    found = PongObjects().find(served.seed_frames[0])
+    assert not np.isnan(found[:, :2]).any()  # after the warm-up the seed frames show both paddles
 
 
 def test_real_doom_moves_the_view_the_way_the_program_says():

@@ -39,7 +39,7 @@ MOTION_STEPS = (8, 16, 32)
 MOVED = {"dy": 2.0, "dx": 2.0, "zoom": 0.03}  # least real motion (px, log scale) for a seed to be scored
 AVATAR_STEP = 16
 MIN_SEEDS = 8  # fewer valid seeds than this at a step: the step is not scored
-STILL_CHANGE = 0.5  # mean frame change (0-255) below which the real picture counts as still (no liveliness ratio)
+STILL_CHANGE = 0.02  # mean frame change (0-255) below which the real picture counts as still (no liveliness ratio)
 
 
 @dataclass
@@ -58,8 +58,10 @@ def heldout_settings(world: str, kind: str) -> dict[str, Any]:
     return dict(HELDOUT.get(kind, {}))
 
 
-def play_real(world: str, program: Program, seeds: list[int], context: int, overrides: dict | None = None) -> RealPlay:
-    """Play `program` in the real `world` from each seed (one episode start each)."""
+def play_real(
+    world: str, program: Program, seeds: list[int], context: int, overrides: dict | None = None, warmup: int = 0
+) -> RealPlay:
+    """Play `program` in the real `world` from each seed (one episode start each, then `warmup` do-nothing steps)."""
     settings = world_settings(world, overrides)
     env = make_env(world, settings, seeds[0])
     spec = env.action_spec
@@ -67,8 +69,9 @@ def play_real(world: str, program: Program, seeds: list[int], context: int, over
     out = {k: [] for k in ("seed_frames", "seed_actions", "actions", "frames", "valid")}
     for seed in seeds:
         frames = [env.reset(seed=seed)]
-        for _ in range(context - 1):
+        for _ in range(warmup + context - 1):
             frames.append(env.step(spec.neutral())[0])
+        frames = frames[-context:]
         player = program.player(spec, np.random.default_rng(seed))
         acts, real, valid, alive = [], [], [], True
         for _ in range(n):
@@ -299,7 +302,7 @@ def run_playtests(
     overrides = heldout_settings(world, world_kind(world))
     results = []
     for program in chosen:
-        real = play_real(world, program, seeds, settings.context, overrides)
+        real = play_real(world, program, seeds, settings.context, overrides, checks.warmup)
         ceiling = wm.decode(wm.encode(real.frames[:, fidelity_columns(program.steps)]))
         for mode in settings.modes:
             frames = wm.rollout(
