@@ -130,6 +130,7 @@ class ProgramPlayer:
     def __init__(self, program: Program, spec: ActionSpec, rng: np.random.Generator):
         program.check(spec)
         self.spec, self.rng = spec, rng
+        self.frame: np.ndarray | None = None  # the real game's picture the next action answers
         self._actions = self._steps(program)
 
     def act(self, frame: np.ndarray) -> np.ndarray:
