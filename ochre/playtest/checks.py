@@ -28,7 +28,7 @@ class PlayChecks:
     avatar_anchor: tuple[int, int] | None = None  # where the real game draws a learned avatar (its detector's window)
     avatar_tol_px: float = 4.0  # a generated object this close to the real one counts as in place
     scored_objects: tuple[str, ...] = field(default_factory=tuple)  # finder names whose presence is a target
-    warmup: int = 0  # real-game steps (doing nothing) before the seed frames: Pong serves its first ball after ~60
+    warmup: int = 0  # real-game steps of random keys before the seed frames: Pong serves its first ball after ~60
 
 
 WORLD_CHECKS: dict[str, PlayChecks] = {

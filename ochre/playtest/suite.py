@@ -61,7 +61,7 @@ def heldout_settings(world: str, kind: str) -> dict[str, Any]:
 def play_real(
     world: str, program: Program, seeds: list[int], context: int, overrides: dict | None = None, warmup: int = 0
 ) -> RealPlay:
-    """Play `program` in the real `world` from each seed (one episode start each, then `warmup` do-nothing steps)."""
+    """Play `program` in the real `world` from each seed: an episode start, `warmup` random actions, K-1 do-nothing steps."""
     settings = world_settings(world, overrides)
     env = make_env(world, settings, seeds[0])
     spec = env.action_spec
@@ -69,7 +69,10 @@ def play_real(
     out = {k: [] for k in ("seed_frames", "seed_actions", "actions", "frames", "valid")}
     for seed in seeds:
         frames = [env.reset(seed=seed)]
-        for _ in range(warmup + context - 1):
+        warm = np.random.default_rng([seed, 1])
+        for _ in range(warmup):  # random keys: a deterministic game (Pong) reaches a different state from each seed
+            frames.append(env.step(spec.sample(warm))[0])
+        for _ in range(context - 1):
             frames.append(env.step(spec.neutral())[0])
         frames = frames[-context:]
         player = program.player(spec, np.random.default_rng(seed))
@@ -256,7 +259,7 @@ def score_program(
 
 # --- a whole play-test run -----------------------------------------------------------
 
-VIDEO_SEEDS = 4  # seeds shown in each side-by-side video
+VIDEO_SEEDS = 4  # seeds shown in each side-by-side video: those whose real episodes last longest
 
 
 @dataclass(frozen=True)
@@ -309,12 +312,12 @@ def run_playtests(
                 real.seed_frames, real.seed_actions, real.actions, mode, settings.temperature, settings.top_k or None, seed=0
             )
             results.append(score_program(real, frames, ceiling, checks, finder, mode))
-            k = min(VIDEO_SEEDS, len(frames))
-            clip = side_by_side(real.frames[:k], frames[:k], real.valid[:k])
+            shown = np.argsort(-real.valid.sum(1), kind="stable")[:VIDEO_SEEDS]  # the longest real episodes
+            clip = side_by_side(real.frames[shown], frames[shown], real.valid[shown])
             if videos is not None:
                 write_video(Path(videos) / f"{program.name}_{mode}.mp4", clip, fps=wm.fps, scale=2)
             if clips is not None:
-                clips[f"{program.name}_{mode}"] = clip
+                clips[f"{program.name}_{mode}"] = clip[: max(int(real.valid[shown].sum(1).max()), 1)]
         log(f"play test {program.name}: {len(seeds)} seeds x {program.steps} steps")
     meta = {
         "world": world,
