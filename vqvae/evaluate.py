@@ -27,6 +27,8 @@ from ochre.data.windows import split_episodes
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_json, write_png, write_video
 from ochre.losses import load_lpips
+from ochre.playtest.checks import play_checks
+from ochre.playtest.scores import laplacian_variance
 from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames, token_changes
 from ochre.training.common import resolve_device
 from ochre.training.logger import image_grid, make_run_dir
@@ -45,6 +47,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_vqvae_eval)")
     return p.parse_args(argv)
+
+
+def objects_kept(data: EpisodeDataset, frames: np.ndarray, recon: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per object of the world's play-test finder (ochre/playtest/checks.py): of the frames that show it, how many
+    still show it within the play tests' tolerance once encoded and decoded (the ceiling of the avatar score)."""
+    try:
+        checks = play_checks(str(data.manifest.get("world", "")), data.action_spec)
+        finder = checks.avatar() if checks.avatar else None
+    except OchreError:
+        return {}
+    if finder is None:
+        return {}
+    real, rec = finder.find(frames), finder.find(recon)
+    out = {}
+    for j, name in enumerate(finder.names):
+        shown = ~np.isnan(real[:, j, 0])
+        dist = np.hypot(*(rec[shown, j] - real[shown, j]).T)
+        kept = int((np.nan_to_num(dist, nan=np.inf) <= checks.avatar_tol_px).sum())
+        out[name] = {"frames": int(shown.sum()), "kept": kept, "tol_px": checks.avatar_tol_px}
+    return out
 
 
 @cli_entry
@@ -69,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
             "within_tol": int((error[seen] <= BALL_TOL_PX).sum()),
             "tol_px": BALL_TOL_PX,
         }
+    extra["detail_ratio"] = float(laplacian_variance(recon).mean() / max(laplacian_variance(frames).mean(), 1e-12))
+    extra["objects_kept"] = objects_kept(data, frames, recon)
     sh, st, n = split_episodes(data.episodes(), args.split, args.val_every)[0]
     episode = np.array(data.shards[sh]["frames"][st : st + min(n, 300)])
     episode_recon, episode_tokens = reconstruct(model, episode, device)
@@ -84,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         kept = extra["ball_kept"]
         share = 100 * kept["within_tol"] / max(1, kept["frames"])
         ball_line = f"  ball kept      {kept['within_tol']}/{kept['frames']} frames with a ball ({share:.1f}%, within {BALL_TOL_PX:g} px)\n"
+    object_lines = "".join(
+        f"  {name} kept  {k['kept']}/{k['frames']} frames showing it ({100 * k['kept'] / max(1, k['frames']):.1f}%, within {k['tol_px']:g} px)\n"
+        for name, k in extra["objects_kept"].items()
+    )
     print(
         f"{report.frames} frames from {args.data} ({args.split})\n"
         f"  PSNR RGB       {report.psnr_rgb:6.2f} dB\n"
@@ -92,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         f"  LPIPS          {lp}\n"
         f"  codes in use   {report.codes_used}/{report.codebook_size} ({100 * report.usage:.1f}%), perplexity {report.perplexity:.1f}\n"
         f"{ball_line}"
+        f"  detail         {extra['detail_ratio']:.3f} of the real frames' (Laplacian variance)\n"
+        f"{object_lines}"
         f"  tokens changed {100 * changes['token_changed']:.1f}% of cells per frame (pixels changed in {100 * changes['patch_changed']:.1f}%)\n"
         f"wrote summary.json, recon_grid.png, recon.mp4 to {out}"
     )
