@@ -390,6 +390,16 @@ def playfield_rows(height: int) -> slice:
     return slice(int(np.ceil(top * height / full)), int(np.floor(bottom * height / full)))
 
 
+def colour_fit(frame: np.ndarray, colour: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 -> (amount, residual), each (H, W): each pixel unmixed against Pong's background along the
+    line towards `colour` (amount in [0, 1] of the colour, RGB distance left off the line)."""
+    bg = np.array(PONG_BACKGROUND, dtype=np.float64)
+    diff = np.asarray(frame, dtype=np.float64) - bg
+    line = np.array(colour, dtype=np.float64) - bg
+    amount = np.clip(diff @ line / (line @ line), 0.0, 1.0)
+    return amount, np.linalg.norm(diff - amount[..., None] * line, axis=-1)
+
+
 def ball_weight(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W) fraction of each pixel covered by the ball, 0 where it is not ball-coloured.
 
@@ -397,14 +407,7 @@ def ball_weight(frame: np.ndarray) -> np.ndarray:
     the orange and the green paddle colour); it is ball when the ball line fits it best
     and well. Rows outside the playfield are 0.
     """
-    bg = np.array(PONG_BACKGROUND, dtype=np.float64)
-    diff = np.asarray(frame, dtype=np.float64) - bg  # (H, W, 3)
-    fits = []
-    for colour in (PONG_BALL, *PONG_PADDLES):
-        line = np.array(colour, dtype=np.float64) - bg
-        amount = np.clip(diff @ line / (line @ line), 0.0, 1.0)
-        fits.append((amount, np.linalg.norm(diff - amount[..., None] * line, axis=-1)))
-    (amount, residual), (_, orange), (_, green) = fits
+    (amount, residual), (_, orange), (_, green) = (colour_fit(frame, c) for c in (PONG_BALL, *PONG_PADDLES))
     weight = np.where((residual <= MAX_BALL_RESIDUAL) & (residual <= np.minimum(orange, green)), amount, 0.0)
     rows = playfield_rows(frame.shape[0])
     weight[: rows.start], weight[rows.stop :] = 0.0, 0.0

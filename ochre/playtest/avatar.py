@@ -32,7 +32,7 @@ from ochre.checkpoint import FORMAT_VERSION, load_checkpoint
 from ochre.errors import OchreError
 from ochre.frames import to_model
 from ochre.io import save_torch
-from ochre.world_checks import PONG_BACKGROUND, PONG_PADDLES, find_ball, playfield_rows
+from ochre.world_checks import PONG_PADDLES, colour_fit, find_ball, playfield_rows
 
 
 class Finder(Protocol):
@@ -181,11 +181,7 @@ MIN_PADDLE_MASS = 1.5  # paddle-coloured pixel coverage summed over the frame; a
 
 def paddle_weight(frame: np.ndarray, side: str) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W) coverage of each pixel by the `side` paddle (0 outside its half and the playfield)."""
-    bg = np.array(PONG_BACKGROUND, dtype=np.float64)
-    line = np.array(PADDLE_COLOURS[side], dtype=np.float64) - bg
-    diff = np.asarray(frame, dtype=np.float64) - bg
-    amount = np.clip(diff @ line / (line @ line), 0.0, 1.0)
-    residual = np.linalg.norm(diff - amount[..., None] * line, axis=-1)
+    amount, residual = colour_fit(frame, PADDLE_COLOURS[side])
     weight = np.where(residual < 40.0, amount, 0.0)
     weight[weight < 0.3] = 0.0
     h, w = weight.shape

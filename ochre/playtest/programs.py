@@ -31,6 +31,8 @@ import numpy as np
 
 from ochre.actions import ActionSpec, DiscreteActionSpec, FirstPersonActionSpec
 from ochre.errors import OchreError
+from ochre.playtest.avatar import find_paddle
+from ochre.world_checks import find_ball
 
 MIN_STEPS, MAX_STEPS = 32, 300  # a program's length, as the play-test protocol asks
 
@@ -178,9 +180,6 @@ def load_programs(folder: str | Path) -> dict[str, Program]:
 
 def _follow_ball(frame: np.ndarray) -> frozenset[str]:
     """Pong: move the own (right, green) paddle towards the ball; stay when there is no ball."""
-    from ochre.playtest.avatar import find_paddle
-    from ochre.world_checks import find_ball
-
     ball, paddle = find_ball(frame), find_paddle(frame, "right")
     if ball is None or paddle is None or abs(ball[0] - paddle[0]) < 1.5:
         return frozenset()

@@ -1,8 +1,10 @@
 """Play tests: the same input program played in the real game and in the learned world, scored side by side.
 
-    real = play_real("coinrun", programs["hold_right"], seeds=range(64), context=4)
+    real = play_real("coinrun", programs["hold_right"], seeds=list(range(64)), context=4)
     world = wm.rollout(real.seed_frames, real.seed_actions, real.actions, sampling="greedy")
-    scores = score_program(real, world, checks, finder, codec=wm)
+    ceiling = wm.decode(wm.encode(real.frames[:, fidelity_columns(real.frames.shape[1])]))
+    scores = score_program(real, world, ceiling, checks, finder, "greedy")
+    report = run_playtests(wm, PlaytestSettings(seeds=64))    # all of that for every program of the world
 
 The real game starts on fresh held-out seeds (`HELDOUT` settings: CoinRun levels from
 1,000,000, other worlds' seeds from `SEED_BASE`), takes K-1 do-nothing steps to give the
@@ -23,6 +25,7 @@ import torch
 
 from ochre.envs.worlds import make_env, world_kind, world_settings
 from ochre.errors import OchreError
+from ochre.frames import to_unit
 from ochre.io import write_video
 from ochre.metrics import psnr_from_mse, ssim, to_gray84
 from ochre.playtest.avatar import Finder
@@ -54,7 +57,8 @@ class RealPlay:
     valid: np.ndarray  # (B, N) bool: the real episode had not ended yet
 
 
-def heldout_settings(world: str, kind: str) -> dict[str, Any]:
+def heldout_settings(kind: str) -> dict[str, Any]:
+    """Env settings that keep the real game off the data's levels, by env kind (`world_kind`)."""
     return dict(HELDOUT.get(kind, {}))
 
 
@@ -142,8 +146,7 @@ def _psnr_steps(pred: np.ndarray, real: RealPlay, gray: bool, columns: list[int]
         if (s > n and s != FIDELITY_STEPS[-1]) or keep.sum() < MIN_SEEDS:
             continue
         col = columns.index(t) if columns is not None else t
-        p = torch.from_numpy(pred[keep, col]).permute(0, 3, 1, 2).float() / 255
-        r = torch.from_numpy(real.frames[keep, t]).permute(0, 3, 1, 2).float() / 255
+        p, r = to_unit(pred[keep, col]), to_unit(real.frames[keep, t])
         if gray:
             p, r = to_gray84(p), to_gray84(r)
         out[s] = psnr_from_mse(float(((p - r) ** 2).mean()))
@@ -156,7 +159,7 @@ def _ssim_steps(pred: np.ndarray, real: RealPlay) -> dict[int, float | None]:
         t = min(s, pred.shape[1]) - 1
         keep = real.valid[:, t]
         if s <= pred.shape[1] and keep.sum() >= MIN_SEEDS:
-            p, r = (to_gray84(torch.from_numpy(x[keep, t]).permute(0, 3, 1, 2).float() / 255) for x in (pred, real.frames))
+            p, r = (to_gray84(to_unit(x[keep, t])) for x in (pred, real.frames))
             out[s] = ssim(p, r)
     return out
 
@@ -302,7 +305,7 @@ def run_playtests(
     chosen = [programs[p] for p in settings.programs] if settings.programs else list(programs.values())
     finder = checks.avatar() if checks.avatar else None
     seeds = [SEED_BASE + i for i in range(settings.seeds)]
-    overrides = heldout_settings(world, world_kind(world))
+    overrides = heldout_settings(world_kind(world))
     results = []
     for program in chosen:
         real = play_real(world, program, seeds, settings.context, overrides, checks.warmup)

@@ -53,7 +53,7 @@ from ochre.sampling import rollout_tokens, warm_up
 from ochre.training import distributed
 from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, autocast, grad_scaler, set_lr, setup_torch
 from ochre.training.logger import RunLogger, image_grid, make_run_dir
-from ochre.training.play_validation import play_probe, validate_play
+from ochre.training.play_validation import decoded_frames, play_probe, validate_play
 from ochre.training.state import load_train_state, save_train_state
 from ochre.world import save_world
 from ochre.world_checks import BALL_HORIZON, BALL_TOL_PX, ball_errors
@@ -700,16 +700,12 @@ def validate_ball(model: Dynamics, tokenizer: Tokenizer, windows: Batch, context
     model.eval()
     steps = [0, BALL_HORIZON - 1]  # rollout indices of steps 1 and BALL_HORIZON
 
-    def frames(tokens: torch.Tensor) -> np.ndarray:  # (B, S, h, w) -> (B, S, H, W, 3) uint8
-        decoded = to_uint8(tokenizer.decode_tokens(tokens.flatten(0, 1)).clamp(-1, 1))
-        return decoded.reshape(*tokens.shape[:2], *decoded.shape[1:])
-
     pred_frames, true_frames = [], []
     for i in range(0, len(windows.rows), batch):
         rows, actions = windows.rows[i : i + batch].to(device), windows.actions[i : i + batch].to(device)
         pred = rollout_tokens(model, rows[:, :context], actions[:, : context - 1], actions[:, context - 1 : -1])
-        pred_frames.append(frames(pred[:, steps]))
-        true_frames.append(frames(rows[:, context:][:, steps]))
+        pred_frames.append(decoded_frames(tokenizer, pred[:, steps]))
+        true_frames.append(decoded_frames(tokenizer, rows[:, context:][:, steps]))
     model.train(was_training)
     on_screen, error = ball_errors(np.concatenate(pred_frames), np.concatenate(true_frames))
     logs = {}

@@ -50,6 +50,12 @@ def held_key_windows(data: EpisodeDataset, context: int, horizon: int, val_every
     return Batch(batch.rows[picks], batch.actions[picks])
 
 
+def decoded_frames(tokenizer: Tokenizer, tokens: torch.Tensor) -> np.ndarray:
+    """(B, S, h, w) tokens -> (B, S, H, W, 3) uint8 frames."""
+    decoded = to_uint8(tokenizer.decode_tokens(tokens.flatten(0, 1)).clamp(-1, 1))
+    return decoded.reshape(*tokens.shape[:2], *decoded.shape[1:])
+
+
 @dataclass
 class PlayProbe:
     windows: Batch  # held-key validation windows
@@ -86,11 +92,8 @@ def validate_play(model: Dynamics, tokenizer: Tokenizer, probe: PlayProbe, conte
     pred = rollout_tokens(model, rows[:, :context], actions[:, : context - 1], actions[:, context - 1 : -1])
     model.train(was_training)
 
-    def frames(tokens: torch.Tensor) -> np.ndarray:  # (B, S, h, w) -> (B, S, H, W, 3) uint8
-        decoded = to_uint8(tokenizer.decode_tokens(tokens.flatten(0, 1)).clamp(-1, 1))
-        return decoded.reshape(*tokens.shape[:2], *decoded.shape[1:])
-
-    world, truth = frames(torch.cat([rows[:, context - 1 : context], pred], 1)), frames(rows[:, context - 1 :])
+    world = decoded_frames(tokenizer, torch.cat([rows[:, context - 1 : context], pred], 1))
+    truth = decoded_frames(tokenizer, rows[:, context - 1 :])
     logs = {"val/play_windows": float(len(world))}
     real_change = frame_change(truth).mean()
     logs["val/play_liveliness"] = float(frame_change(world).mean() / real_change) if real_change > 0 else float("nan")
