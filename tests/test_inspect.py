@@ -158,3 +158,19 @@ def test_cli_refuses_a_folder_that_is_not_a_dataset(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no manifest.json here" in capsys.readouterr().err
+
+
+def test_hold_lengths_count_runs_within_episodes_and_view_travel_sums_the_scroll(tmp_path):
+    from ochre.data.play_stats import hold_lengths, view_travel
+
+    data = EpisodeDataset(write_dataset(tmp_path / "d", PROCGEN_ACTIONS, procgen_episodes()))
+    holds = hold_lengths(data).to_dict()
+    assert holds["runs"] == 4 and holds["median"] == 10 and holds["steps_in_long_holds"] == 1.0  # runs of 10, 10, 10 and 10
+    scene = np.kron(np.random.default_rng(1).integers(0, 256, (8, 40, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    frames = np.stack([scene[:, 96 - 2 * t : 128 - 2 * t] for t in range(12)])  # the content moves 2 px right a step
+    meta = {"world": "testworld", "action_schema": PROCGEN_ACTIONS.to_dict(), "frame_shape": [32, 32, 3], "fps": 10}
+    writer = DatasetWriter(tmp_path / "scroll", "frames", meta)
+    writer.add_episode(frames, np.full(12, 7))
+    writer.close()
+    travel = view_travel(EpisodeDataset(tmp_path / "scroll"), episodes=1).to_dict()
+    assert travel["median_net_dx_px"] == pytest.approx(22, abs=1.5) and travel["median_path_px"] == pytest.approx(22, abs=1.5)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ochre.data.store import EpisodeDataset
-from ochre.world_checks import phase_correlation
+from ochre.playtest.scores import step_motion
 
 LONG_HOLD = 8  # steps: a hold at least this long is one a player would notice
 
@@ -73,7 +73,7 @@ def view_travel(data: EpisodeDataset, episodes: int = 32, seed: int = 0) -> View
     for i in sorted(picks):
         s, start, n = eps[i]
         frames = np.asarray(data.shards[s]["frames"][start : start + n])
-        dx = np.array([phase_correlation(frames[t], frames[t + 1])[1] for t in range(n - 1)])
+        dx = step_motion(frames[None], ("dx",))[0, :, 0]
         net.append(dx.sum())
         path.append(np.abs(dx).sum())
         steps.append(n)
