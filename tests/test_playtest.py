@@ -8,7 +8,7 @@ import pytest
 from ochre.actions import PROCGEN_ACTIONS, DiscreteActionSpec, FirstPersonActionSpec
 from ochre.errors import OchreError
 from ochre.playtest.avatar import PongObjects, erase
-from ochre.playtest.checks import WORLD_CHECKS, play_checks
+from ochre.playtest.checks import WORLD_CHECKS, find_play_checks, play_checks
 from ochre.playtest.programs import encode_input, load_programs
 from ochre.playtest.scores import frame_change, laplacian_variance, log_zoom, motion_agreement, step_motion
 from ochre.playtest.suite import HELDOUT, SEED_BASE, fidelity_columns, play_real, score_program
@@ -123,6 +123,14 @@ def test_registry_finds_checks_by_world_or_schema():
     assert play_checks("doom", FP) is WORLD_CHECKS["first_person"]
     with pytest.raises(OchreError, match="no play tests are registered for world 'maze'"):
         play_checks("maze", DiscreteActionSpec(name="maze", labels=("noop",), noop=0))
+
+
+def test_the_evaluator_finds_its_world_checks_through_the_registry():
+    maze = DiscreteActionSpec(name="maze", labels=("noop",), noop=0)
+    assert find_play_checks("maze", maze) is None  # an unregistered world: no play or world checks, no error
+    assert find_play_checks("atari:ALE/Pong-v5", maze).evaluator == ("ball",)
+    assert find_play_checks("my_shooter", FP).evaluator == ("camera",)  # any first-person schema gets the camera check
+    assert find_play_checks("coinrun", PROCGEN_ACTIONS).evaluator == ()
 
 
 # --- the real games pass their own checks ---------------------------------------------

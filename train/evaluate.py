@@ -43,6 +43,7 @@ from ochre.idm import action_following, load_idm
 from ochre.io import atomic_path, write_json, write_text, write_video
 from ochre.losses import load_lpips
 from ochre.pixel_world import PixelWorld
+from ochre.playtest.checks import find_play_checks
 from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.report import build_results, render_markdown
@@ -233,7 +234,9 @@ def run_action_following(args: argparse.Namespace, predictors: dict[str, Predict
 def run_world_checks(args: argparse.Namespace, wm: WorldModel, predictors: dict[str, Predictor], data: EpisodeDataset) -> dict:
     """The checks that apply to this world (None where one does not), each on every predictor."""
     checks: dict[str, Any] = {"camera": None, "ball": None}
-    if wm.action_spec.kind == "first_person":
+    registered = find_play_checks(wm.info.get("world", ""), wm.action_spec)
+    applies = registered.evaluator if registered is not None else ()
+    if "camera" in applies:
         limits = PITCH_LIMITS.get(wm.info.get("world", ""))
         seeds = held_out_seeds(data, args.windows, args.context, args.seed, limits)
         results = {
@@ -242,7 +245,7 @@ def run_world_checks(args: argparse.Namespace, wm: WorldModel, predictors: dict[
         }
         real, note = real_game_camera(data, args.real_game_episodes, args.seed, limits)
         checks["camera"] = {"results": results, "real_game": real, "real_game_note": note}
-    if wm.info.get("world") == "pong":
+    if "ball" in applies:
         checks["ball"] = {
             "results": {
                 name: ball_tracking(world, data, args.windows, args.context, seed=args.seed, batch=args.batch)

@@ -27,7 +27,7 @@ from ochre.data.windows import split_episodes
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_json, write_png, write_video
 from ochre.losses import load_lpips
-from ochre.playtest.checks import play_checks
+from ochre.playtest.checks import find_play_checks, play_checks
 from ochre.playtest.scores import laplacian_variance
 from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames, token_changes
 from ochre.training.common import resolve_device
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     report, recon = evaluate_reconstruction(model, frames, device, lpips.to(device) if lpips else None)
     out = Path(args.out) if args.out else make_run_dir("runs", data.manifest.get("world", "world"), "vqvae_eval")
     extra = {}
-    if data.manifest.get("world") == "pong":
+    registered = find_play_checks(str(data.manifest.get("world", "")), data.action_spec)
+    if registered is not None and "ball" in registered.evaluator:
         seen, error = ball_errors(recon[:, None], frames[:, None])
         extra["ball_kept"] = {
             "frames": int(seen.sum()),

@@ -29,6 +29,7 @@ class PlayChecks:
     avatar_tol_px: float = 4.0  # a generated object this close to the real one counts as in place
     scored_objects: tuple[str, ...] = field(default_factory=tuple)  # finder names whose presence is a target
     warmup: int = 0  # real-game steps of random keys before the seed frames: Pong serves its first ball after ~60
+    evaluator: tuple[str, ...] = ()  # the evaluator's world checks that apply: "camera" (first person), "ball"
 
 
 WORLD_CHECKS: dict[str, PlayChecks] = {
@@ -45,17 +46,28 @@ WORLD_CHECKS: dict[str, PlayChecks] = {
         avatar_tol_px=2.0,
         warmup=100,
         scored_objects=("own_paddle", "other_paddle", "ball"),
+        evaluator=("ball",),
     ),
-    "first_person": PlayChecks(programs=ASSETS / "doom" / "programs", motion=("dx", "dy", "zoom"), motion_rows=0.65),
+    "first_person": PlayChecks(
+        programs=ASSETS / "doom" / "programs", motion=("dx", "dy", "zoom"), motion_rows=0.65, evaluator=("camera",)
+    ),
 }
 WORLD_ALIASES = {"atari:ALE/Pong-v5": "pong", "doom": "first_person"}
 
 
-def play_checks(world: str, spec: ActionSpec) -> PlayChecks:
-    """The checks registered for `world`, else for its action schema's kind; an error names what is registered."""
+def find_play_checks(world: str, spec: ActionSpec) -> PlayChecks | None:
+    """The checks registered for `world`, else for its action schema's kind; None where there are none."""
     for key in (world, WORLD_ALIASES.get(world, ""), spec.kind, spec.name):
         if key in WORLD_CHECKS:
             return WORLD_CHECKS[key]
+    return None
+
+
+def play_checks(world: str, spec: ActionSpec) -> PlayChecks:
+    """`find_play_checks`, with an error that names what is registered where nothing is."""
+    checks = find_play_checks(world, spec)
+    if checks is not None:
+        return checks
     from ochre.errors import OchreError
 
     raise OchreError(f"no play tests are registered for world '{world}' (registered: {', '.join(WORLD_CHECKS)})")

@@ -49,6 +49,7 @@ from ochre.losses import LPIPSLoss, load_lpips
 from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
+from ochre.playtest.checks import find_play_checks
 from ochre.sampling import rollout_tokens, warm_up
 from ochre.training import distributed
 from ochre.training.common import DataConfig, LoggingConfig, LoopConfig, RunConfig, autocast, grad_scaler, set_lr, setup_torch
@@ -431,7 +432,8 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
         val_len = cfg.train.val_context + cfg.train.val_horizon
         val = WindowSampler(data, val_len, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(cfg.train.val_windows)
     ball = None
-    if main and data.manifest.get("world", cfg.run.world) == "pong" and cfg.train.ball_windows:
+    registered = find_play_checks(str(data.manifest.get("world", cfg.run.world)), data.action_spec)
+    if main and registered is not None and "ball" in registered.evaluator and cfg.train.ball_windows:
         ball_len = cfg.train.val_context + BALL_HORIZON
         ball = WindowSampler(data, ball_len, "val", cfg.data.val_every, seed=cfg.train.seed + 2).fixed(cfg.train.ball_windows)
     play = None
