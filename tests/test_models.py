@@ -123,6 +123,7 @@ def random_actions(model: Dynamics, *shape: int) -> torch.Tensor:
         {"memory": 3, "memory_heads": 2},
         FIRST_PERSON | {"memory": 4, "memory_heads": 2},
         FIRST_PERSON | {"head_frames": 2, "camera_shift": [0.5] * 14},
+        FIRST_PERSON | {"head_frames": 2, "move_zoom": [0.1, 0.0, -0.1, 0.0, 0.0, 0.0, 0.0, 0.0]},
     ],
 )
 def test_forward_sequence_matches_repeated_step(extra):
@@ -208,11 +209,39 @@ def test_camera_warp_shifts_the_view_and_learns_its_size():
     assert warped.camera_shift.grad[5] != 0 and warped.camera_shift.grad[3] == 0 and warped.warp_gate.grad.abs().sum() > 0
 
 
+def test_movement_zoom_grows_the_view_forward_and_learns_its_size():
+    zoom = [0.7, 0.0, -0.7, 0.0, 0.0, 0.0, 0.0, 0.0]  # forward doubles the picture about its centre, back halves it
+    model = tiny_dynamics(**FIRST_PERSON, move_zoom=zoom).eval()
+    with torch.no_grad():
+        model.warp_gate.fill_(30.0)
+    ring = torch.zeros(1, 1, 8, 8)
+    ring[..., 2:6, 2:6] = 1.0
+    ring[..., 3:5, 3:5] = 0.0  # a square outline around the centre
+    still = torch.tensor([[3, 3, 0, 0, 0, 0, 0, 0, 0, 0]])
+    forward, back = still.clone(), still.clone()
+    forward[0, 2], back[0, 4] = 1, 1
+
+    def spread(x: torch.Tensor) -> float:  # mean distance of the mass from the centre
+        yy, xx = torch.meshgrid(torch.arange(8.0) - 3.5, torch.arange(8.0) - 3.5, indexing="ij")
+        return float((x[0, 0] * torch.hypot(yy, xx)).sum() / x[0, 0].sum())
+
+    moved = {
+        name: model.warp(ring, [torch.ones(1, 8, 4, 4)], a)[0]
+        for name, a in {"still": still, "fwd": forward, "back": back}.items()
+    }
+    assert torch.equal(moved["still"], ring)
+    assert spread(moved["fwd"]) > 1.5 * spread(ring) and spread(moved["back"]) < 0.8 * spread(ring)
+    model.step(model.initial_state(1), torch.randint(0, 32, (1, 8, 8)), forward)[1].square().sum().backward()
+    assert model.move_zoom.grad[0] != 0 and model.move_zoom.grad[2] == 0  # only the held control learns
+
+
 def test_camera_warp_config_is_checked():
     with pytest.raises(ValueError, match="one value per yaw and pitch bin"):
         DynamicsConfig(codebook_size=32, **FIRST_PERSON, camera_shift=[0.0] * 13)
     with pytest.raises(ValueError, match="camera_factors 2"):
         DynamicsConfig(codebook_size=32, num_actions=5, camera_shift=[0.0] * 14)
+    with pytest.raises(ValueError, match="move_zoom needs one value per non-camera control"):
+        DynamicsConfig(codebook_size=32, num_actions=5, move_zoom=[0.1])  # one categorical, not on/off buttons
 
 
 def test_single_factor_embedding_is_a_plain_embedding():

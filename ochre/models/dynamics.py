@@ -29,6 +29,11 @@ of the screen that do not turn with the view (a weapon, a HUD) can stay in place
 The cells then only have to draw what the turn reveals and correct the shift; the
 copy path of the head copies the shifted view.
 
+Movement zoom (`move_zoom` given): walking forward grows the picture about its centre
+and walking back shrinks it. Each binary movement control has a learned log scale per
+step (started from the config, e.g. +0.02 for forward and -0.02 for back); the held
+controls add up to one scale, applied with the camera shift under the same gate.
+
 An inverse-dynamics head (`idm_span` > 0) reads two embedded frames k steps
 apart and predicts the actions taken between them (the mean one-hot per
 component); the trainer fits it on real frames and uses it to check that
@@ -64,6 +69,7 @@ class DynamicsConfig:
     head_frames: int = 1  # input embeddings the head sees: 1 = this step's, 2 = also the previous step's
     camera_warp: list[float] = field(default_factory=list)  # pixels of shift per degree of [yaw, pitch] ([] = off)
     camera_shift: list[float] = field(default_factory=list)  # from camera_warp: per yaw bin, then pitch bin, in cells
+    move_zoom: list[float] = field(default_factory=list)  # log scale per step of each non-camera control when held ([] = off)
     type: Literal["convgru"] = "convgru"  # model type (train.dynamics dispatches on it; "pixel_film" is the pixel baseline)
 
     def __post_init__(self) -> None:
@@ -80,6 +86,17 @@ class DynamicsConfig:
                 f"camera_shift needs camera_factors 2 and one value per yaw and pitch bin ({sum(self.factors[:2])}), "
                 f"got camera_factors {self.camera_factors} and {len(self.camera_shift)} values"
             )
+        movement = self.factors[self.camera_factors :]
+        if self.move_zoom and (len(self.move_zoom) != len(movement) or any(f != 2 for f in movement)):
+            raise ValueError(
+                f"move_zoom needs one value per non-camera control ({len(movement)}), each an on/off button; "
+                f"got {len(self.move_zoom)} values for controls with {movement} choices"
+            )
+
+    @property
+    def warped(self) -> bool:
+        """Whether the step warps its input and hidden maps (a camera shift, a movement zoom or both)."""
+        return bool(self.camera_shift or self.move_zoom)
 
     @property
     def factors(self) -> list[int]:
@@ -164,14 +181,18 @@ def action_pathway(factors: list[int], dim: int) -> nn.Sequential:
     return nn.Sequential(FactoredEmbedding(factors, dim), nn.GELU(), nn.Linear(dim, dim))
 
 
-def translate(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """Shift (B, C, h, w) maps by (dx, dy) cells each, (B,) floats: out[y, x] = x[y - dy, x - dx].
+def translate(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, log_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Shift (B, C, h, w) maps by (dx, dy) cells each, (B,) floats: out[y, x] = x[y - dy, x - dx];
+    with `log_scale` (B,) the shifted map is also scaled by e^s about its centre (s > 0 grows it).
 
-    Bilinear between cells, zeros where the shift uncovers the border; differentiable in dx and dy.
+    Bilinear between cells, zeros where the warp uncovers the border; differentiable in dx, dy and s.
     """
     b, _, h, w = x.shape
     theta = x.new_zeros(b, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    if log_scale is None:
+        theta[:, 0, 0] = theta[:, 1, 1] = 1
+    else:
+        theta[:, 0, 0] = theta[:, 1, 1] = torch.exp(-log_scale)
     theta[:, 0, 2], theta[:, 1, 2] = -2 * dx / w, -2 * dy / h
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -277,6 +298,9 @@ class Dynamics(nn.Module):
             self.idm = InverseDynamics(e, factors, cfg.idm_span)
         if cfg.camera_shift:
             self.camera_shift = nn.Parameter(torch.tensor(cfg.camera_shift, dtype=torch.float32))
+        if cfg.move_zoom:
+            self.move_zoom = nn.Parameter(torch.tensor(cfg.move_zoom, dtype=torch.float32))
+        if cfg.warped:
             self.warp_gate = nn.Parameter(torch.full(cfg.token_grid, 4.0))  # logits: sigmoid(4) = 0.98, shift nearly everywhere
         self.up = nn.ConvTranspose2d(c, e, 4, stride=2, padding=1)
         self.head = nn.Sequential(
@@ -310,21 +334,27 @@ class Dynamics(nn.Module):
     def warp(
         self, emb: torch.Tensor, hidden: list[torch.Tensor], action: torch.Tensor, previous: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """Translate the embeddings (token cells) and hidden maps (half resolution) by the camera bins' shift, where gated.
+        """Translate (camera bins' shift) and scale (movement zoom) the embeddings (token cells) and hidden maps
+        (half resolution), where gated.
 
         `previous` is the last step's embedding (`head_frames: 2`), already in this step's view; it turns on with this one.
         """
-        if not self.cfg.camera_shift:
+        if not self.cfg.warped:
             return emb, hidden, previous
         a = action.view(action.shape[0], -1)
-        dx = self.camera_shift[a[:, 0]].to(emb.dtype)
-        dy = self.camera_shift[self.cfg.factors[0] + a[:, 1]].to(emb.dtype)
+        dx = dy = emb.new_zeros(a.shape[0])
+        if self.cfg.camera_shift:
+            dx = self.camera_shift[a[:, 0]].to(emb.dtype)
+            dy = self.camera_shift[self.cfg.factors[0] + a[:, 1]].to(emb.dtype)
+        zoom = None
+        if self.cfg.move_zoom:
+            zoom = (a[:, self.cfg.camera_factors :].to(emb.dtype) * self.move_zoom.to(emb.dtype)).sum(-1)
         gate = torch.sigmoid(self.warp_gate).to(emb.dtype)  # (h, w): 1 turns with the view, 0 stays on the screen
         half = F.avg_pool2d(gate[None, None], 2)[0, 0]
-        hidden = [half * translate(h, dx / 2, dy / 2) + (1 - half) * h for h in hidden]
+        hidden = [half * translate(h, dx / 2, dy / 2, zoom) + (1 - half) * h for h in hidden]
 
         def turn(x: torch.Tensor) -> torch.Tensor:
-            return gate * translate(x, dx, dy) + (1 - gate) * x
+            return gate * translate(x, dx, dy, zoom) + (1 - gate) * x
 
         return turn(emb), hidden, None if previous is None else turn(previous)
 

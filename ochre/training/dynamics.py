@@ -317,7 +317,7 @@ class WindowLoss(nn.Module):
 
 
 MODULE_GROUPS = {
-    "film": ("films", "camera_films", "action_embed", "camera_embed", "camera_shift", "warp_gate"),
+    "film": ("films", "camera_films", "action_embed", "camera_embed", "camera_shift", "move_zoom", "warp_gate"),
     "recurrent": ("stem", "cells"),
     "memory": ("memory",),
     "head": ("token_embed", "up", "head"),
@@ -326,11 +326,16 @@ MODULE_GROUPS = {
 
 
 def camera_shift_logs(model: Dynamics) -> dict[str, float]:
-    """The learned camera warp at the fastest right turn and look up (token cells per step), to see it settle."""
-    if not model.cfg.camera_shift:
-        return {}
-    shift = model.camera_shift.detach().cpu()
-    return {"camera/yaw_right_cells": float(shift[model.cfg.factors[0] - 1]), "camera/pitch_up_cells": float(shift[-1])}
+    """The learned camera warp at the fastest right turn and look up (token cells per step) and the movement zoom's
+    largest and smallest log scale per step, to see them settle."""
+    out = {}
+    if model.cfg.camera_shift:
+        shift = model.camera_shift.detach().cpu()
+        out |= {"camera/yaw_right_cells": float(shift[model.cfg.factors[0] - 1]), "camera/pitch_up_cells": float(shift[-1])}
+    if model.cfg.move_zoom:
+        zoom = model.move_zoom.detach().cpu()
+        out |= {"camera/zoom_in": float(zoom.max()), "camera/zoom_out": float(zoom.min())}
+    return out
 
 
 def grad_norms(model: Dynamics) -> dict[str, float]:
