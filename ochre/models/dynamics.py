@@ -87,7 +87,8 @@ class DynamicsConfig:
                 f"got camera_factors {self.camera_factors} and {len(self.camera_shift)} values"
             )
         movement = self.factors[self.camera_factors :]
-        if self.move_zoom and (len(self.move_zoom) != len(movement) or any(f != 2 for f in movement)):
+        resolved = bool(self.action_factors or self.num_actions)  # a training config learns them from the data later
+        if self.move_zoom and resolved and (len(self.move_zoom) != len(movement) or any(f != 2 for f in movement)):
             raise ValueError(
                 f"move_zoom needs one value per non-camera control ({len(movement)}), each an on/off button; "
                 f"got {len(self.move_zoom)} values for controls with {movement} choices"
