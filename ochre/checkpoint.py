@@ -3,12 +3,17 @@
 tokenizer checkpoint:  {"format": "ochre-tokenizer", config, state_dict, step, ...}
 world checkpoint:      {"format": "ochre-world", tokenizer: {...}, dynamics: {...},
                         action_schema, configs, codebook_size, frame_shape, step, format_version}
+
+Every checkpoint is checked before use, each failure one line that names the file:
+its format and version, the sections its format needs (`SECTIONS`), and, as a
+model takes its weights (`load_weights`), that the tensors are the ones its config
+builds, in shape, and finite.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -17,7 +22,20 @@ from ochre.errors import OchreError
 from ochre.io import load_torch, save_torch
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 
+C = TypeVar("C")
 FORMAT_VERSION = 1
+SECTIONS = {  # what each format must hold; a nested name is "section.key"
+    "ochre-tokenizer": ("config", "state_dict"),
+    "ochre-world": (
+        "tokenizer.config",
+        "tokenizer.state_dict",
+        "dynamics.config",
+        "dynamics.state_dict",
+        "action_schema",
+        "codebook_size",
+    ),
+    "ochre-pixel-world": ("model.config", "model.state_dict", "action_schema"),
+}
 
 
 def tokenizer_payload(model: Tokenizer, step: int, train_config: dict[str, Any]) -> dict[str, Any]:
@@ -51,25 +69,60 @@ def checked(payload: Any, path: str | Path, expect: str) -> dict[str, Any]:
         raise OchreError(f"{path}: expected an {expect} checkpoint, found {found!r}")
     if payload.get("format_version") != FORMAT_VERSION:
         raise OchreError(f"{path}: checkpoint format_version {payload.get('format_version')} is not {FORMAT_VERSION}")
+    for name in SECTIONS.get(expect, ()):
+        node: Any = payload
+        for key in name.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            raise OchreError(f"{path}: the {expect} checkpoint has no '{name}'; it is incomplete, write it again")
     return payload
 
 
-def build_tokenizer(payload: dict[str, Any]) -> Tokenizer:
+def config_from(cls: type[C], payload: dict[str, Any], path: str | Path, section: str) -> C:
+    """The config dataclass `cls` stored under `section`, with a config error naming the file."""
+    try:
+        return from_dict(cls, payload, f"{section}.")
+    except OchreError as err:
+        raise OchreError(f"{path}: {err}") from None
+
+
+def load_weights(model: torch.nn.Module, state: Any, path: str | Path, section: str) -> None:
+    """Load `state` into `model` once every tensor is known to be the one the model's config builds, and finite."""
+    where = f"{path}: {section} weights"
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise OchreError(f"{where} are not a dict of tensors; the checkpoint is damaged, write it again")
+    own = model.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing or unexpected:
+        listed = ", ".join([*(f"missing {k}" for k in missing[:3]), *(f"unexpected {k}" for k in unexpected[:3])])
+        raise OchreError(f"{where} do not match the model their config builds ({listed}); the checkpoint is damaged or mixed")
+    for name, value in state.items():
+        if value.shape != own[name].shape:
+            raise OchreError(
+                f"{where}: {name} has shape {tuple(value.shape)} but the config builds {tuple(own[name].shape)}; "
+                "the weights and config come from different models"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise OchreError(f"{where}: {name} holds NaN or infinite values; use an earlier checkpoint of the run")
+    model.load_state_dict(state)
+
+
+def build_tokenizer(payload: dict[str, Any], path: str | Path = "tokenizer checkpoint") -> Tokenizer:
     """Tokenizer from the `tokenizer` section of a world checkpoint or a tokenizer checkpoint.
 
     The codebook size and embedding size recorded beside the config must match the
     model the config builds, so a checkpoint can never be read with the wrong codebook.
     """
-    model = Tokenizer(from_dict(TokenizerConfig, payload["config"]))
+    model = Tokenizer(config_from(TokenizerConfig, payload["config"], path, "tokenizer.config"))
     for key, built in (("codebook_size", model.codebook_size), ("embed_dim", model.cfg.embed_dim)):
         if key in payload and payload[key] != built:
-            raise OchreError(f"tokenizer checkpoint records {key}={payload[key]} but its config builds {key}={built}")
-    model.load_state_dict(payload["state_dict"])
+            raise OchreError(f"{path}: the tokenizer records {key}={payload[key]} but its config builds {key}={built}")
+    load_weights(model, payload["state_dict"], path, "tokenizer")
     return model.eval()
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"))
+    return build_tokenizer(load_checkpoint(path, "ochre-tokenizer"), path)
 
 
 def load_tokenizer_payload(path: str | Path) -> dict[str, Any]:
@@ -87,7 +140,7 @@ def load_tokenizer_payload(path: str | Path) -> dict[str, Any]:
 
 def load_tokenizer_or_world(path: str | Path) -> Tokenizer:
     """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
-    return build_tokenizer(load_tokenizer_payload(path))
+    return build_tokenizer(load_tokenizer_payload(path), path)
 
 
 def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:

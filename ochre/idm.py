@@ -25,7 +25,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ochre.actions import ActionSpec, action_spec_from_dict
-from ochre.config import from_dict, to_dict
+from ochre.checkpoint import config_from, load_weights
+from ochre.config import to_dict
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import WindowSampler
 from ochre.errors import OchreError
@@ -186,11 +187,11 @@ def load_idm(path: str | Path, device: str | torch.device = "cpu") -> tuple[Fram
         raise OchreError(
             f"{path}: IDM format_version {payload.get('format_version')} is not supported (expected {FORMAT_VERSION})"
         )
-    model = FrameIDM(from_dict(IDMConfig, payload["config"]))
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise OchreError(f"{path}: weights do not match the stored config ({str(err).splitlines()[0]})") from None
+    for key in ("config", "state_dict", "action_schema"):
+        if key not in payload:
+            raise OchreError(f"{path}: the IDM checkpoint has no '{key}'; it is incomplete, train it again")
+    model = FrameIDM(config_from(IDMConfig, payload["config"], path, "config"))
+    load_weights(model, payload["state_dict"], path, "IDM")
     return model.to(device).eval(), action_spec_from_dict(payload["action_schema"])
 
 

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from ochre.actions import action_spec_from_dict
-from ochre.checkpoint import load_checkpoint
-from ochre.config import from_dict
+from ochre.checkpoint import config_from, load_checkpoint, load_weights
 from ochre.errors import OchreError
 from ochre.frames import to_unit
 from ochre.models.pixel_film import PixelFiLM, PixelFiLMConfig, rollout_frames
@@ -38,8 +37,8 @@ class PixelWorld:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> PixelWorld:
         payload = load_checkpoint(path, "ochre-pixel-world")
-        model = PixelFiLM(from_dict(PixelFiLMConfig, payload["model"]["config"]))
-        model.load_state_dict(payload["model"]["state_dict"])
+        model = PixelFiLM(config_from(PixelFiLMConfig, payload["model"]["config"], path, "model.config"))
+        load_weights(model, payload["model"]["state_dict"], path, "model")
         info = {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload} | {"path": str(path)}
         return cls(model, action_spec_from_dict(payload["action_schema"]), resolve_device(device), info)
 

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from ochre.actions import ActionSpec, action_spec_from_dict
-from ochre.checkpoint import build_tokenizer, load_checkpoint
-from ochre.config import from_dict
+from ochre.checkpoint import build_tokenizer, config_from, load_checkpoint, load_weights
 from ochre.errors import OchreError
 from ochre.frames import to_model, to_uint8
 from ochre.models.dynamics import Dynamics, DynamicsConfig, DynamicsState
@@ -68,15 +67,21 @@ class WorldModel:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> WorldModel:
         payload = load_checkpoint(path, "ochre-world")
-        tokenizer = build_tokenizer(payload["tokenizer"])
-        dynamics = Dynamics(from_dict(DynamicsConfig, payload["dynamics"]["config"]))
-        dynamics.load_state_dict(payload["dynamics"]["state_dict"])
-        if dynamics.cfg.codebook_size != tokenizer.codebook_size:
+        tokenizer = build_tokenizer(payload["tokenizer"], path)
+        dynamics = Dynamics(config_from(DynamicsConfig, payload["dynamics"]["config"], path, "dynamics.config"))
+        load_weights(dynamics, payload["dynamics"]["state_dict"], path, "dynamics")
+        sizes = {"dynamics": dynamics.cfg.codebook_size, "tokenizer": tokenizer.codebook_size, "world": payload["codebook_size"]}
+        if len(set(sizes.values())) > 1:
+            raise OchreError(f"{path}: codebook sizes disagree ({', '.join(f'{k} {v}' for k, v in sizes.items())})")
+        spec = action_spec_from_dict(payload["action_schema"])
+        factors = list(spec.factors) if spec.kind != "discrete" else [spec.n]
+        if dynamics.cfg.factors != factors:
             raise OchreError(
-                f"{path}: dynamics codebook_size {dynamics.cfg.codebook_size} != tokenizer codebook size {tokenizer.codebook_size}"
+                f"{path}: the dynamics model takes actions {dynamics.cfg.factors} but the action schema "
+                f"'{spec.name}' gives {factors}"
             )
         info = {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload}
-        return cls(tokenizer, dynamics, action_spec_from_dict(payload["action_schema"]), resolve_device(device), info)
+        return cls(tokenizer, dynamics, spec, resolve_device(device), info)
 
     # -- frames <-> tokens -------------------------------------------------
     @torch.inference_mode()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ochre.checkpoint import FORMAT_VERSION, load_checkpoint
+from ochre.checkpoint import FORMAT_VERSION, load_checkpoint, load_weights
 from ochre.errors import OchreError
 from ochre.frames import to_model
 from ochre.io import save_torch
@@ -108,8 +108,11 @@ class PatchAvatar:
         if not Path(path).is_file():
             raise OchreError(f"{path}: avatar detector not found; train one with `python -m train.avatar` (see its --help)")
         payload = load_checkpoint(path, "ochre-avatar")
+        for key in ("net", "width", "anchor"):
+            if key not in payload:
+                raise OchreError(f"{path}: the avatar detector has no '{key}'; train it again with `python -m train.avatar`")
         net = PatchNet(int(payload["width"]))
-        net.load_state_dict(payload["net"])
+        load_weights(net, payload["net"], path, "avatar detector")
         return cls(net, tuple(int(v) for v in payload["anchor"]))  # type: ignore[arg-type]
 
 
