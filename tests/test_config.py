@@ -5,7 +5,7 @@ import pytest
 
 from ochre.config import dump_yaml, from_dict, load_config, parse_overrides
 from ochre.errors import ConfigError
-from ochre.training.dynamics import DynamicsTrainConfig
+from ochre.training.dynamics_config import DynamicsTrainConfig
 from ochre.training.tokenizer import TokenizerTrainConfig
 
 

@@ -114,15 +114,27 @@ def test_single_process_helpers_do_nothing(monkeypatch):
         assert distributed.is_main()
         assert distributed.rank_device(cpu, launch) == cpu
         assert distributed.data_parallel(module, cpu) is module
-        logs = {"loss": 1.5, "acc": 0.25}
+        logs = {"loss": torch.tensor(1.5), "acc": torch.tensor(0.25)}
         assert distributed.all_reduce_mean(logs) is logs
         assert distributed.broadcast_from_main(cpu) is cpu
         distributed.barrier()
 
 
+def test_means_over_ranks_stay_tensors(tmp_path):
+    """In a process group the logs are averaged as tensors, in their own key order, without a read into Python."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        means = distributed.all_reduce_mean({"loss": torch.tensor(1.5), "acc": torch.tensor(0.25, dtype=torch.float64)})
+    finally:
+        dist.destroy_process_group()
+    assert list(means) == ["loss", "acc"] and all(isinstance(v, torch.Tensor) for v in means.values())
+    assert means["loss"].item() == 1.5 and means["acc"].item() == 0.25
+
+
 def test_single_process_training_creates_no_process_group(tiny_world, tmp_path, monkeypatch):
     from ochre.config import load_config
-    from ochre.training.dynamics import DynamicsTrainConfig, train_dynamics
+    from ochre.training.dynamics import train_dynamics
+    from ochre.training.dynamics_config import DynamicsTrainConfig
 
     no_launch(monkeypatch)
     overrides = [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_steps=1"]
@@ -153,12 +165,13 @@ def install_probes(trace: Path, poison: str) -> None:
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     import ochre.training.dynamics as dyn
+    import ochre.training.dynamics_loss as dyn_loss
 
     rank = int(os.environ["RANK"])
     out = trace / f"trace.rank{rank}"
     bad_rank, bad_step = (int(x) for x in poison.split(":")) if poison else (-1, -1)
     calls = iter(range(sys.maxsize))
-    real_loss, real_save = dyn.sequence_loss, dyn.save_train_state
+    real_loss, real_save = dyn_loss.sequence_loss, dyn.save_train_state
 
     def traced_loss(model, batch, *args, **kwargs):
         loss, logs = real_loss(model, batch, *args, **kwargs)
@@ -166,7 +179,7 @@ def install_probes(trace: Path, poison: str) -> None:
             with out.open("a") as f:
                 f.write(f"batch {digest([batch.rows, batch.actions])}\n")
             if (rank, next(calls)) == (bad_rank, bad_step):
-                return loss * float("nan"), logs | {"loss": float("nan")}
+                return loss * float("nan"), logs | {"loss": logs["loss"] * float("nan")}
         return loss, logs
 
     def kept_save(path, model, opt, step, rng, extra=None):
@@ -177,7 +190,7 @@ def install_probes(trace: Path, poison: str) -> None:
         with out.open("a") as f:
             f.write(f"weights {digest(p for group in opt.param_groups for p in group['params'])}\n")
 
-    dyn.sequence_loss, dyn.save_train_state = traced_loss, kept_save
+    dyn_loss.sequence_loss, dyn.save_train_state = traced_loss, kept_save  # where WindowLoss and `save` look them up
     register_optimizer_step_post_hook(after_step)
 
 

@@ -4,7 +4,9 @@ import torch
 from ochre.data.windows import Batch
 from ochre.errors import OchreError
 from ochre.models.dynamics import Dynamics, DynamicsConfig
-from ochre.training.dynamics import DynamicsLoopConfig, ar_probability, init_weights, sequence_loss
+from ochre.training.dynamics import init_weights
+from ochre.training.dynamics_config import DynamicsLoopConfig, DynamicsTrainConfig
+from ochre.training.dynamics_loss import ar_probability, sequence_loss
 
 
 class RecordingDynamics(Dynamics):
@@ -83,7 +85,7 @@ def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch, stage):
     module, cfg_cls, train, preset, data = {
         "tokenizer": (tok, tok.TokenizerTrainConfig, tok.train_tokenizer, "configs/tiny/vqvae.yaml", tiny_world["frames"]),
         "tokenizer_vq_gan": (tok, tok.TokenizerTrainConfig, tok.train_tokenizer, "configs/tiny/vqvae.yaml", tiny_world["frames"]),
-        "dynamics": (dyn, dyn.DynamicsTrainConfig, dyn.train_dynamics, "configs/tiny/dynamics.yaml", tiny_world["tokens"]),
+        "dynamics": (dyn, DynamicsTrainConfig, dyn.train_dynamics, "configs/tiny/dynamics.yaml", tiny_world["tokens"]),
     }[stage]
     # The VQ codebook's EMA buffers, the discriminator and its optimizer must all resume too.
     vq_gan = ["model.quantizer=vq", "model.vq_codes=32", "model.vq_dim=4", "train.adv_weight=0.1", "train.adv_start=1"]
@@ -123,7 +125,7 @@ def tiny_batch(b=3, t=5):
 @pytest.mark.parametrize("term", ["pixel", "lpips"])
 def test_perceptual_loss_through_the_decoder_trains_the_dynamics(term):
     from ochre.losses import LPIPSLoss
-    from ochre.training.dynamics import LossContext
+    from ochre.training.dynamics_loss import LossContext
 
     torch.manual_seed(0)
     tok, model = tiny_pair()
@@ -172,7 +174,7 @@ def test_predicted_frames_are_held_to_the_action_by_the_frozen_idm():
 
 
 def test_inverse_sigmoid_schedule_ramps_monotonically():
-    from ochre.training.dynamics import ramp
+    from ochre.training.dynamics_loss import ramp
 
     cfg = DynamicsLoopConfig(ar_start=100, ar_end=500, ar_schedule="inverse_sigmoid")
     values = [ramp(s, cfg) for s in range(0, 800, 20)]
@@ -182,24 +184,25 @@ def test_inverse_sigmoid_schedule_ramps_monotonically():
 
 def test_training_stops_after_too_many_non_finite_losses(tiny_world, tmp_path, monkeypatch):
     import ochre.training.dynamics as dyn
+    import ochre.training.dynamics_loss as dyn_loss
     from ochre.config import load_config
     from ochre.errors import OchreError
 
-    real = dyn.sequence_loss
+    real = dyn_loss.sequence_loss
 
     def poisoned(*args, **kwargs):
         loss, logs = real(*args, **kwargs)
-        return loss * float("nan"), logs | {"loss": float("nan")}
+        return loss * float("nan"), logs | {"loss": logs["loss"] * float("nan")}
 
-    monkeypatch.setattr(dyn, "sequence_loss", poisoned)
-    cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
+    monkeypatch.setattr(dyn_loss, "sequence_loss", poisoned)  # where WindowLoss looks it up
+    cfg = load_config(DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
                       [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_bad_steps=2"])  # fmt: skip
     with pytest.raises(OchreError, match=r"3 steps with a non-finite loss \(train.max_bad_steps=2\)"):
         dyn.train_dynamics(cfg)
 
 
 def test_changed_cells_weigh_more_in_the_cross_entropy_by_hand():
-    from ochre.training.dynamics import changed_weighted_ce
+    from ochre.training.dynamics_loss import changed_weighted_ce
 
     logits = torch.zeros(1, 2, 1, 2)
     logits[0, 0, 0, 0] = 2.0  # cell 0 predicts code 0 confidently, cell 1 is a coin flip
@@ -213,7 +216,7 @@ def test_changed_cells_weigh_more_in_the_cross_entropy_by_hand():
 
 
 def test_changed_pixels_weigh_more_in_the_pixel_loss_by_hand():
-    from ochre.training.dynamics import changed_weighted_l1
+    from ochre.training.dynamics_loss import changed_weighted_l1
 
     previous = torch.zeros(1, 3, 1, 2)
     target = previous.clone()
@@ -293,7 +296,7 @@ class Erase(Shift):
 
 
 def test_validation_ball_check_scores_the_rollout_at_step_six():
-    from ochre.training.dynamics import validate_ball
+    from ochre.training.dynamics_validation import validate_ball
 
     rows = torch.zeros(3, 10, 64, 64, dtype=torch.long)  # 4 seed frames + 6 steps; the ball moves 1 px right a step
     for t in range(10):
@@ -330,7 +333,7 @@ def test_hard_windows_are_the_ones_whose_changes_the_world_gets_wrong(tmp_path):
 
     from ochre.data.store import EpisodeDataset
     from ochre.data.windows import WindowSampler
-    from ochre.training.dynamics import window_difficulty
+    from ochre.training.hard_windows import window_difficulty
 
     still = np.zeros((6, 4, 4), np.int64)
     learned = np.stack([np.full((4, 4), t % 2) for t in range(6)])  # 0 1 0 1 ...: the world is trained on this
@@ -356,7 +359,7 @@ def test_hard_share_needs_a_starting_world(tiny_world, tmp_path):
     from ochre.config import load_config
     from ochre.errors import ConfigError
 
-    cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
+    cfg = load_config(DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
                       [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.hard_share=0.5"])  # fmt: skip
     with pytest.raises(ConfigError, match="train.hard_share needs train.init_from"):
         dyn.train_dynamics(cfg)
@@ -366,7 +369,7 @@ def test_a_run_focused_on_hard_windows_trains_from_its_starting_world(tiny_world
     import ochre.training.dynamics as dyn
     from ochre.config import load_config
 
-    cfg = load_config(dyn.DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
+    cfg = load_config(DynamicsTrainConfig, "configs/tiny/dynamics.yaml",
                       [f"data.path={tiny_world['tokens']}", f"run.dir={tmp_path}", "data.val_every=4", "train.max_steps=2",
                        "run.name=hard", f"train.init_from={tiny_world['world']}", "train.hard_share=0.5", "train.hard_scan=16"])  # fmt: skip
     world = torch.load(dyn.train_dynamics(cfg), weights_only=True)

@@ -8,9 +8,12 @@ python -m train.bench --device cuda --out runs/bench_train_cuda.json
 Peak: GEMMs of `--matmul-size` squared and a convolution shaped like the
 model's ConvGRU (hidden_dim channels, 3x3, half the token grid, the training
 batch), in the training compute dtype (float32 on CPU; `--amp` on CUDA).
-Training: the median wall time of one full optimizer step (`sequence_loss`
-forward at p_ar = ar_max, backward, gradient clipping, AdamW) on random tokens
-and actions, after warm-up; frames/s = batch * (seq_len - 1) / step time.
+Training: the median wall time of one full optimizer step as the trainer takes
+it outside log steps (`train_step`: `sequence_loss` forward at p_ar = ar_max,
+backward, gradient clipping, AdamW) on random tokens and actions, after warm-up;
+frames/s = batch * (seq_len - 1) / step time. Host reads: the tensor values that
+one such step reads into Python (`ochre.benchmark.HostReads`), each a wait for
+the device on a GPU.
 `--idm-span N` adds the inverse-dynamics head and trains it (idm_weight and
 idm_pred_weight 1). Inference: what the live app does per frame at batch 1:
 one `Dynamics.step`, greedy tokens, `Tokenizer.decode_tokens`.
@@ -33,15 +36,17 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ochre.benchmark import step_times
+from ochre.benchmark import HostReads, step_times
 from ochre.data.windows import Batch
 from ochre.errors import cli_entry
 from ochre.io import write_json
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 from ochre.sampling import sample_tokens
-from ochre.training.common import autocast, grad_scaler, optimizer_step, resolve_device
-from ochre.training.dynamics import DynamicsLoopConfig, LossContext, sequence_loss
+from ochre.training.common import StepTimer, grad_scaler, resolve_device
+from ochre.training.dynamics import Trainer, adamw, train_step
+from ochre.training.dynamics_config import DynamicsLoopConfig
+from ochre.training.dynamics_loss import LossContext, WindowLoss
 
 AMP_DTYPES = {"off": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -103,17 +108,19 @@ def random_batch(cfg: DynamicsConfig, batch: int, seq_len: int, device: torch.de
 
 def training_step(
     model: Dynamics, batch: Batch, loop: DynamicsLoopConfig, ctx: LossContext, device: torch.device
-) -> Callable[[], None]:
-    """One optimizer step as the trainer takes it: loss under autocast, backward, clip, AdamW."""
-    opt = torch.optim.AdamW(model.parameters(), lr=loop.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    scaler = grad_scaler(device, loop.amp)
+) -> Callable[[], object]:
+    """One optimizer step on `batch` as the trainer takes it outside log steps (`train_step`) at step ar_end, where
+    the linear ramp has brought p_ar to ar_max: loss under autocast, backward, clip, AdamW."""
+    opt, scaler = adamw(model, loop), grad_scaler(device, loop.amp)
+    trainer = Trainer(model, WindowLoss(model, loop, ctx), opt, scaler, lambda _: batch, loop, device, StepTimer(device))
+    return lambda: train_step(trainer, loop.ar_end)
 
-    def step() -> None:
-        with autocast(device, loop.amp):
-            loss, _ = sequence_loss(model, batch, loop, loop.ar_max, ctx)
-        optimizer_step(opt, model, loss, loop.grad_clip, scaler)
 
-    return step
+def host_reads(step: Callable[[], object]) -> int:
+    """Tensor values read into Python during one call of `step`."""
+    with HostReads() as reads:
+        step()
+    return reads.count
 
 
 def live_frame(model: Dynamics, tokenizer: Tokenizer, device: torch.device) -> Callable[[], None]:
@@ -149,6 +156,7 @@ def bench_training(args: argparse.Namespace, cfg: DynamicsConfig, tokenizer: Tok
     flops = count_flops(step)
     return {
         "params": sum(p.numel() for p in model.parameters()),
+        "host_reads_per_step": host_reads(step),
         "step_s": seconds,
         "step_s_min": min(times),
         "step_s_max": max(times),
@@ -180,6 +188,7 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("train frames/s", f"{train['frames_per_s']:.1f}"),
         ("train FLOPs per step (fwd + bwd)", f"{train['flops_per_step'] / 1e9:.2f} GFLOP"),
         ("train achieved", f"{train['gflops']:.1f} GFLOP/s"),
+        ("train host reads per step (outside log steps)", f"{train['host_reads_per_step']}"),
         ("train MFU vs matmul peak", f"{train['mfu_matmul']:.1%}"),
         ("train MFU vs conv peak", f"{train['mfu_conv']:.1%}"),
         ("inference per frame (step + decode, batch 1)", f"{infer['frame_ms']:.2f} ms ({infer['frames_per_s']:.0f} frames/s)"),

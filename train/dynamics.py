@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from ochre.config import load_config, peek, preset_args
 from ochre.errors import ConfigError, cli_entry
-from ochre.training.dynamics import DynamicsTrainConfig, train_dynamics
+from ochre.training.dynamics import train_dynamics
+from ochre.training.dynamics_config import DynamicsTrainConfig
 from ochre.training.pixel_film import PixelFiLMTrainConfig, train_pixel_film
 
 MODEL_TYPES = {"convgru": (DynamicsTrainConfig, train_dynamics), "pixel_film": (PixelFiLMTrainConfig, train_pixel_film)}

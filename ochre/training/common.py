@@ -1,9 +1,10 @@
-"""Config sections shared by every training entry point."""
+"""Config sections and loop helpers shared by every training entry point."""
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,3 +108,63 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Scalar tensors as Python floats, read from the device in one go (one wait instead of one per value)."""
+    if not values:
+        return {}
+    first = next(iter(values.values()))
+    stacked = torch.stack([v.detach().to(first.device, torch.float64) for v in values.values()])
+    return dict(zip(values, stacked.tolist(), strict=True))
+
+
+class StepTimer:
+    """Time per phase of a training step (data / forward / backward / optimizer), averaged since the last summary.
+
+    On the CPU the phases are timed by the wall clock. On CUDA by events recorded on the stream, so timing
+    never makes the host wait for the device: a phase is added once its end event has completed (asked without
+    waiting), and only `summary`, on log steps, waits for the last one.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.totals: dict[str, float] = {}  # seconds per phase since the last summary
+        self.steps = 0
+        self._mark: float | torch.cuda.Event = 0.0  # where the current phase began
+        self._pending: list[tuple[str, torch.cuda.Event, torch.cuda.Event]] = []  # CUDA phases not yet completed
+
+    def start(self) -> None:
+        self._mark = self._now()
+        self.steps += 1
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        if self.cuda:
+            self._pending.append((name, self._mark, now))
+            self._collect(wait=False)
+        else:
+            self.totals[name] = self.totals.get(name, 0.0) + now - self._mark
+        self._mark = now
+
+    def summary(self, frames_per_step: int) -> dict[str, float]:
+        self._collect(wait=True)
+        out = {f"time/{k}_ms": 1000 * v / self.steps for k, v in self.totals.items()}
+        total = sum(self.totals.values()) / max(1, self.steps)
+        out["throughput/frames_per_s"] = frames_per_step / total if total else 0.0
+        self.totals, self.steps = {}, 0
+        return out
+
+    def _now(self) -> float | torch.cuda.Event:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def _collect(self, wait: bool) -> None:
+        """Add the CUDA phases whose end event has completed; all of them, waiting for the device, when `wait`."""
+        while self._pending and (wait or self._pending[0][2].query()):  # one stream: events complete in order
+            name, begin, end = self._pending.pop(0)
+            end.synchronize()
+            self.totals[name] = self.totals.get(name, 0.0) + begin.elapsed_time(end) / 1000

@@ -104,17 +104,19 @@ def _comm_device() -> torch.device:
     return torch.device("cpu")
 
 
-def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
-    """The mean of every value over all ranks, in the same key order; every rank must pass the same keys.
+def all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The mean of every scalar tensor over all ranks, in the same key order; every rank must pass the same keys.
 
-    A non-finite value on any rank makes that mean non-finite, so every rank sees it.
+    The means are float64 tensors on the collective's device (this GPU for nccl, the CPU for gloo): nothing
+    is read into Python, so with nccl the host does not wait for the device. A non-finite value on any rank
+    makes that mean non-finite, so every rank sees it.
     """
     if not _active():
         return values
     keys = sorted(values)
-    total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_comm_device())
+    total = torch.stack([values[k].detach().to(_comm_device(), torch.float64) for k in keys])
     dist.all_reduce(total)
-    means = dict(zip(keys, (total / dist.get_world_size()).tolist(), strict=True))
+    means = dict(zip(keys, total / dist.get_world_size(), strict=True))
     return {k: means[k] for k in values}
 
 
