@@ -11,8 +11,10 @@ num_levels; doom: wad, map, frame_size, frame_skip, episode_timeout; atari:
 frame_size, frame_skip, repeat_action_probability). Policy settings go in
 --policy-set key=value (weights, hold_min, hold_max, repeat_prob, noop_prob).
 
-Interrupted? Run the same command again: finished shards are kept and the rest
-are played. The content depends only on the arguments (not on --workers).
+Interrupted or damaged? Run the same command again: finished shards whose files
+match their sha256 are kept untouched, and the rest (damaged, missing, never
+finished) are played. The content depends only on the arguments (not on
+--workers), so a re-played shard comes out byte-identical.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ochre.actions import PROCGEN_ACTIONS
+from ochre.actions import PROCGEN_ACTIONS, FirstPersonActionSpec
 from ochre.data.store import DatasetWriter, EpisodeDataset
 from ochre.data.windows import WindowSampler, split_episodes
 from ochre.errors import OchreError
@@ -114,3 +114,44 @@ def test_focus_draws_its_share_of_every_batch_from_the_pool(tmp_path):
         focused.focus(np.array([0]), 1.5)
     with pytest.raises(OchreError, match="pool of windows to focus on is empty"):
         focused.focus(np.array([], dtype=np.int64), 0.5)
+
+
+def test_open_checks_sizes_and_ranges_but_not_content(tmp_path):
+    write_dataset(tmp_path / "d", [5, 7, 3, 12])
+    shard = tmp_path / "d" / "shard_00001.frames.npy"
+    shard.write_bytes(shard.read_bytes() + b"extra")
+    with pytest.raises(OchreError, match=r"shard_00001.frames.npy: has 5 bytes after the array .*; rerun the same"):
+        EpisodeDataset(tmp_path / "d")
+    shard.write_bytes(shard.read_bytes()[:-5])
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # a changed pixel: only the sha256 tells
+    with pytest.raises(OchreError, match=r"shard_00001.frames.npy: sha256 \w+… differs from"):
+        EpisodeDataset(tmp_path / "d").verify(progress=False)
+
+
+def test_first_person_actions_are_checked_per_control(tmp_path):
+    spec = FirstPersonActionSpec()
+    writer = DatasetWriter(tmp_path / "d", "frames", {"action_schema": spec.to_dict(), "frame_shape": [4, 4, 3]})
+    actions = spec.neutral(6)
+    actions[2, 0] = spec.camera_bins  # one past the last yaw bin
+    writer.add_episode(np.zeros((6, 4, 4, 3), np.uint8), actions)
+    writer.close()
+    with pytest.raises(OchreError, match=rf"actions.npy: 'yaw' value {spec.camera_bins} is outside 0-{spec.camera_bins - 1}"):
+        EpisodeDataset(tmp_path / "d")
+
+
+def test_an_edited_manifest_is_refused_with_one_line(tmp_path):
+    write_dataset(tmp_path / "d", [5, 7])
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    del manifest["shards"][0]["files"]["episodes"]
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OchreError, match=r"manifest.json: shard entry 0 must list the files 'frames', 'actions' and 'episodes'"):
+        EpisodeDataset(tmp_path / "d")
+
+
+def test_resuming_a_writer_refuses_a_damaged_finished_shard(tmp_path):
+    writer = DatasetWriter(tmp_path / "d", "frames", {"action_schema": PROCGEN_ACTIONS.to_dict()}, shard_frames=4)
+    writer.add_episode(np.zeros((5, 4, 4, 3), np.uint8), np.zeros(5))
+    (tmp_path / "d" / "shard_00000.episodes.npy").write_bytes(b"")
+    with pytest.raises(OchreError, match=r"shard_00000.episodes.npy: not a readable .npy file"):
+        DatasetWriter(tmp_path / "d", "frames", {}).resume()

@@ -114,6 +114,26 @@ def test_resume_after_crash_keeps_finished_shards(tmp_path):
         generate(out, job(seed=5), progress=False)
 
 
+def test_rerun_replays_damaged_and_missing_shards_only(tmp_path, capsys):
+    generate(tmp_path / "ref", job(), progress=False)
+    out = tmp_path / "d"
+    generate(out, job(), progress=False)
+    frames = out / "shard_00001.frames.npy"
+    data = frames.read_bytes()
+    frames.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    (out / "shard_00002.episodes.npy").unlink()
+    kept = (out / "shard_00000.frames.npy").stat().st_mtime_ns
+    capsys.readouterr()
+    again = generate(out, job(), progress=False)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.rsplit("; ", 1)[1] for line in printed] == ["re-playing shard_00001", "re-playing shard_00002"]
+    assert again["complete"] and shard_hashes(out) == shard_hashes(tmp_path / "ref")
+    assert (out / "shard_00000.frames.npy").stat().st_mtime_ns == kept
+    (out / "manifest.json").write_text("{")  # an unreadable manifest: every shard is played again, to the same bytes
+    generate(out, job(), progress=False)
+    assert "manifest.json: not valid JSON" in capsys.readouterr().out and shard_hashes(out) == shard_hashes(tmp_path / "ref")
+
+
 @pytest.mark.slow
 def test_killed_generation_resumes_to_the_same_dataset(tmp_path):
     args = ["--world", "coinrun", "--frames", "24000", "--shard-frames", "1000", "--num-envs", "8", "--quiet"]

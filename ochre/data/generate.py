@@ -8,7 +8,8 @@ out the same with any number of workers and on any rerun.
 Workers write each shard's files atomically; only the parent writes the
 manifest, adding a shard once all its files are on disk. Killing a run loses at
 most the shards in progress: running the same command again finds the job in
-`generate.json`, keeps the finished shards and plays the rest.
+`generate.json`, checks the finished shards against their sha256, keeps the
+sound ones untouched and plays the rest, damaged or missing ones included.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ochre.config import from_dict, to_dict
+from ochre.data.integrity import verify_dataset
 from ochre.data.policies import ExplorationPolicy, PolicyConfig
 from ochre.data.store import FORMAT_VERSION, MANIFEST, read_manifest
 from ochre.envs.worlds import frame_shape, make_env, make_vec_env, world_kind, world_settings
@@ -203,14 +205,28 @@ def job_from_dict(data: dict[str, Any]) -> GenerateJob:
 class _Manifest:
     """The parent's view of the dataset: finished shards, written out after each one."""
 
-    def __init__(self, root: Path, job: GenerateJob, meta: dict[str, Any]):
+    def __init__(self, root: Path, job: GenerateJob, meta: dict[str, Any], progress: bool = False):
         self.root, self.job, self.meta = root, job, meta
         self.shards: dict[int, dict[str, Any]] = {}
-        file = root / MANIFEST
-        if file.is_file():
-            for shard in json.loads(file.read_text()).get("shards", []):
-                if all((root / f).is_file() for f in shard["files"].values()):
-                    self.shards[shard["index"]] = shard
+        self.replay: dict[int, str] = {}  # finished shard -> a line saying what is wrong with it (it is played again)
+        if (root / MANIFEST).is_file():
+            self._keep_sound_shards(progress)
+
+    def _keep_sound_shards(self, progress: bool) -> None:
+        """Keep the listed shards whose files pass the sha256 check; note the others for re-playing."""
+        try:
+            listed = read_manifest(self.root)
+        except OchreError as err:
+            print(f"{err}; re-playing every shard")
+            return
+        damaged: dict[str, str] = {}
+        for d in verify_dataset(self.root, listed, progress).damage:
+            damaged.setdefault(d.shard, f"{d.file}: {d.problem}")
+        for shard in listed["shards"]:
+            if shard["name"] in damaged:
+                self.replay[shard["index"]] = damaged[shard["name"]]
+            else:
+                self.shards[shard["index"]] = shard
 
     @property
     def num_frames(self) -> int:
@@ -257,7 +273,10 @@ def _start_job(root: Path, job: GenerateJob) -> None:
     wanted = to_dict(job)
     file = root / JOB_FILE
     if file.is_file():
-        saved = json.loads(file.read_text())
+        try:
+            saved = json.loads(file.read_text())
+        except json.JSONDecodeError:
+            raise OchreError(f"{file}: not valid JSON; delete {root} and rerun to generate it afresh") from None
         if saved != wanted:
             changed = sorted(k for k in wanted.keys() | saved.keys() if wanted.get(k) != saved.get(k))
             raise OchreError(
@@ -287,7 +306,9 @@ def generate(out: str | Path, job: GenerateJob, workers: int = 1, progress: bool
         "fps": fps,
         "source": {"env": world_kind(job.world), "settings": dataclasses.asdict(settings), "generator": to_dict(job)},
     }
-    manifest = _Manifest(root, job, meta)
+    manifest = _Manifest(root, job, meta, progress)
+    for index, problem in sorted(manifest.replay.items()):
+        print(f"{problem}; re-playing shard_{index:05d}")
     todo = [i for i in range(job.num_shards) if i not in manifest.shards]
     bar = tqdm(total=job.frames, initial=manifest.num_frames, desc=f"generate {job.world}", unit="frame", disable=not progress)
     if workers <= 1 or len(todo) <= 1:

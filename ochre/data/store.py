@@ -10,6 +10,10 @@ Episodes are never split across shards, so a window inside one episode is a
 contiguous slice of one shard. A shard appears in the manifest only after all
 its files are written (each atomically), so a crash loses at most the shard in
 progress.
+
+Opening a dataset runs the cheap checks of `ochre.data.integrity` on every file
+(headers, sizes, token and action ranges); `verify()` and `verify_once()` add
+the sha256 check against the manifest.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ochre.actions import ActionSpec, action_spec_from_dict
+from ochre.data.integrity import Layout, Verification, open_checked, verify_dataset
 from ochre.errors import OchreError
 from ochre.io import save_npy, sha256_file, write_json
 
@@ -46,7 +51,23 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             raise OchreError(f"{file}: missing field '{key}'")
     if manifest["format_version"] != FORMAT_VERSION:
         raise OchreError(f"{file}: format_version {manifest['format_version']} is not supported (expected {FORMAT_VERSION})")
+    if not isinstance(manifest["shards"], list):
+        raise OchreError(f"{file}: 'shards' must be a list; the manifest was edited or damaged, remake the dataset")
+    for i, shard in enumerate(manifest["shards"]):
+        if problem := _shard_entry_problem(shard, manifest["kind"]):
+            raise OchreError(f"{file}: shard entry {i} {problem}; the manifest was edited or damaged, remake the dataset")
     return manifest
+
+
+def _shard_entry_problem(shard: Any, kind: str) -> str | None:
+    if not isinstance(shard, dict):
+        return "is not an object"
+    for key in ("name", "num_frames", "files"):
+        if key not in shard:
+            return f"has no '{key}'"
+    if not isinstance(shard["files"], dict) or set(shard["files"]) != {kind, "actions", "episodes"}:
+        return f"must list the files '{kind}', 'actions' and 'episodes'"
+    return None
 
 
 @dataclass
@@ -116,8 +137,9 @@ class DatasetWriter:
         return self._write_manifest()
 
     def resume(self) -> int:
-        """Keep the shards an interrupted writer of this folder finished; returns how many there are."""
+        """Keep the shards an interrupted writer of this folder finished (checked by sha256); returns how many there are."""
         manifest = read_manifest(self.root)
+        verify_dataset(self.root, manifest, reuse_stamp=True).raise_first()
         self._shards = list(manifest["shards"])
         self._episodes = int(manifest["num_episodes"])
         return len(self._shards)
@@ -138,7 +160,11 @@ class DatasetWriter:
 
 
 class EpisodeDataset:
-    """Read-only view over a dataset folder; arrays are memory-mapped."""
+    """Read-only view over a dataset folder; arrays are memory-mapped after the cheap checks.
+
+    Trainers call `verify_once()` before the first step: a full sha256 check the
+    first time, then only of files changed since.
+    """
 
     def __init__(self, path: str | Path, expect_kind: str | None = None):
         self.path = Path(path)
@@ -148,18 +174,22 @@ class EpisodeDataset:
             hint = "run `python -m vqvae.tokenize` first" if expect_kind == "tokens" else "pass a frame dataset"
             raise OchreError(f"{self.path}: this is a '{self.kind}' dataset but '{expect_kind}' is needed ({hint})")
         self.action_spec: ActionSpec = action_spec_from_dict(self.manifest["action_schema"])
-        self.shards = [self._open_shard(s) for s in self.manifest["shards"]]
+        layout = Layout.from_manifest(self.path, self.manifest)
+        self.shards = [{key: open_checked(layout, s, key) for key in s["files"]} for s in self.manifest["shards"]]
         if not self.shards:
             raise OchreError(f"{self.path}: dataset has no complete shards")
 
-    def _open_shard(self, shard: dict[str, Any]) -> dict[str, np.ndarray]:
-        out = {}
-        for key, name in shard["files"].items():
-            file = self.path / name
-            if not file.is_file():
-                raise OchreError(f"{file}: listed in manifest.json but missing")
-            out[key] = np.load(file, mmap_mode="r")
-        return out
+    def verify(self, progress: bool = True) -> Verification:
+        """Hash every shard file against manifest.json; raise one line naming the first damaged file."""
+        report = verify_dataset(self.path, self.manifest, progress)
+        report.raise_first()
+        return report
+
+    def verify_once(self, progress: bool = True) -> Verification:
+        """`verify()`, hashing only the files whose size or mtime changed since they last passed."""
+        report = verify_dataset(self.path, self.manifest, progress, reuse_stamp=True)
+        report.raise_first()
+        return report
 
     @property
     def num_frames(self) -> int:
