@@ -4,7 +4,7 @@ A schema travels inside every dataset manifest and world checkpoint
 (`to_dict` / `action_spec_from_dict`), so the app, `inference.py` and the
 importers always know how to encode input for the world they load.
 
-Two kinds:
+Three kinds:
 
 - `DiscreteActionSpec`: one categorical id per step (Procgen, Atari). Labels are
   `+`-joined control names ("left+up"), which is how the data tools know which
@@ -14,6 +14,9 @@ Two kinds:
   by `max_deg`) and a set of buttons held. The model sees the encoded form, one
   int64 vector per step: `[yaw_bin, pitch_bin, forward, left, back, right, jump,
   attack, sprint, sneak]`, with the camera binned by `camera_edges`.
+- `FactoredActionSpec`: several independent controls, each one of a few values
+  (Gymnasium MultiDiscrete, MultiBinary and binned Box spaces). The encoded form
+  is one int64 vector per step, an index into each control's `values`.
 
 Every spec offers the same surface: `shape` (of one encoded action), `factors`
 (the cardinality of each encoded component), `neutral()`, `sample()`,
@@ -262,8 +265,115 @@ class FirstPersonActionSpec:
         }
 
 
-ActionSpec = DiscreteActionSpec | FirstPersonActionSpec
-SCHEMA_VERSIONS = {"discrete": 1, "first_person": 1}
+@dataclass(frozen=True)
+class FactoredActionSpec:
+    """Independent controls, each taking one of a few values, e.g. the binned axes of a Gymnasium Box.
+
+    Encoded form (what datasets store and the model sees), int64 (..., C): per control c an
+    index into `values[c]`, the game's value that index stands for (an integer of a
+    MultiDiscrete space, 0/1 of a MultiBinary one, a bin of a Box axis). `rest[c]` is the
+    index of the control's do-nothing value.
+    """
+
+    name: str
+    controls: tuple[str, ...]
+    values: tuple[tuple[float, ...], ...]
+    rest: tuple[int, ...]
+    version: int = 1
+
+    kind = "factored"
+
+    def __post_init__(self) -> None:
+        where = f"action schema '{self.name}'"
+        if not self.controls or len(set(self.controls)) != len(self.controls):
+            raise OchreError(f"{where}: controls must be distinct names, at least one, got {list(self.controls)}")
+        if not len(self.values) == len(self.rest) == len(self.controls):
+            raise OchreError(f"{where}: needs one values list and one rest index per control ({len(self.controls)})")
+        for name, values, rest in zip(self.controls, self.values, self.rest, strict=True):
+            if not values or not 0 <= rest < len(values):
+                raise OchreError(f"{where}: control '{name}' has rest index {rest} outside its {len(values)} values")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.controls),)
+
+    @property
+    def factors(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.values)
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        return self.controls
+
+    def index(self, control: str) -> int:
+        """Column of `control` in the encoded form."""
+        try:
+            return self.controls.index(control)
+        except ValueError:
+            raise OchreError(
+                f"action schema '{self.name}' has no control '{control}' (known: {', '.join(self.controls)})"
+            ) from None
+
+    def nearest(self, control: str, value: float) -> int:
+        """The index of `control`'s value closest to `value` (ties take the lower index)."""
+        return int(np.argmin(np.abs(np.asarray(self.values[self.index(control)]) - value)))
+
+    def decode(self, encoded: np.ndarray) -> np.ndarray:
+        """(..., C) int64 encoded -> (..., C) float64: the game's value of every control."""
+        e = self.validate(encoded, "encoded actions")
+        out = np.empty(e.shape, dtype=np.float64)
+        for col, values in enumerate(self.values):
+            out[..., col] = np.asarray(values, dtype=np.float64)[e[..., col]]
+        return out
+
+    def neutral(self, size: int | tuple[int, ...] = ()) -> np.ndarray:
+        """Every control at rest, repeated to `size`."""
+        size = (size,) if isinstance(size, int) else tuple(size)
+        return np.broadcast_to(np.asarray(self.rest, dtype=np.int64), (*size, *self.shape)).copy()
+
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, ...] | None = None) -> np.ndarray:
+        size = () if size is None else (size,) if isinstance(size, int) else tuple(size)
+        return np.stack([rng.integers(0, f, size=size) for f in self.factors], axis=-1)
+
+    def validate(self, actions: Any, source: str = "actions") -> np.ndarray:
+        arr = _integers(actions, f"{source}: encoded actions must be integers for the '{self.name}' schema")
+        if arr.shape[-1:] != self.shape:
+            raise OchreError(
+                f"{source}: each action needs {self.shape[0]} columns ({', '.join(self.controls)}), got shape {arr.shape}"
+            )
+        for col, (name, f) in enumerate(zip(self.controls, self.factors, strict=True)):
+            bad = (arr[..., col] < 0) | (arr[..., col] >= f)
+            if bad.any():
+                raise OchreError(f"{source}: '{name}' value {int(arr[..., col][bad].flat[0])} is outside 0-{f - 1}")
+        return arr.astype(np.int64)
+
+    def active_controls(self, actions: np.ndarray) -> np.ndarray:
+        """(..., C) bool: which controls are off their rest value."""
+        return np.asarray(actions, dtype=np.int64) != np.asarray(self.rest, dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "controls": list(self.controls),
+            "values": [list(v) for v in self.values],
+            "rest": list(self.rest),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FactoredActionSpec:
+        return cls(
+            name=data["name"],
+            controls=tuple(data["controls"]),
+            values=tuple(tuple(float(x) for x in v) for v in data["values"]),
+            rest=tuple(int(r) for r in data["rest"]),
+            version=data.get("version", 1),
+        )
+
+
+ActionSpec = DiscreteActionSpec | FirstPersonActionSpec | FactoredActionSpec
+SCHEMA_VERSIONS = {"discrete": 1, "first_person": 1, "factored": 1}
 
 
 def action_spec_from_dict(data: dict[str, Any]) -> ActionSpec:
@@ -277,6 +387,8 @@ def action_spec_from_dict(data: dict[str, Any]) -> ActionSpec:
         )
     if kind == "discrete":
         return DiscreteActionSpec(data["name"], tuple(data["labels"]), data.get("noop", 0), version)
+    if kind == "factored":
+        return FactoredActionSpec.from_dict(data)
     return FirstPersonActionSpec(
         name=data.get("name", "first_person"),
         camera_edges=tuple(float(e) for e in data["camera_edges"]),

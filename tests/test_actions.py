@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 
-from ochre.actions import PROCGEN_ACTIONS, DiscreteActionSpec, FirstPersonActionSpec, action_spec_from_dict
+from ochre.actions import (
+    PROCGEN_ACTIONS,
+    DiscreteActionSpec,
+    FactoredActionSpec,
+    FirstPersonActionSpec,
+    action_spec_from_dict,
+)
 from ochre.errors import OchreError
 
 FP = FirstPersonActionSpec()
+CAR = FactoredActionSpec("car", ("steer", "gas"), ((-1.0, -0.5, 0.0, 0.5, 1.0), (0.0, 0.5, 1.0)), (2, 0))
 
 
 def test_first_person_encode_decode_round_trip():
@@ -64,7 +71,7 @@ def test_first_person_rejects_bad_edges():
         FirstPersonActionSpec(camera_edges=(-0.5, 0.0, 0.5))
 
 
-@pytest.mark.parametrize("spec", [PROCGEN_ACTIONS, FP, FirstPersonActionSpec(camera_edges=(-0.3, 0.1, 0.7), max_deg=30.0)])
+@pytest.mark.parametrize("spec", [PROCGEN_ACTIONS, FP, FirstPersonActionSpec(camera_edges=(-0.3, 0.1, 0.7), max_deg=30.0), CAR])
 def test_schema_serialises_round_trip(spec):
     back = action_spec_from_dict(spec.to_dict())
     assert back == spec
@@ -87,3 +94,28 @@ def test_discrete_controls_from_labels():
     pong = DiscreteActionSpec("atari", ("noop", "fire", "right", "left", "right+fire", "left+fire"))
     assert pong.control_names == ("fire", "right", "left")
     np.testing.assert_array_equal(pong.neutral(3), [0, 0, 0])
+
+
+def test_factored_encodes_indices_into_each_controls_values():
+    assert CAR.shape == (2,) and CAR.factors == (5, 3) and CAR.control_names == ("steer", "gas")
+    np.testing.assert_array_equal(CAR.neutral(2), [[2, 0], [2, 0]])
+    assert not CAR.active_controls(CAR.neutral()).any()
+    assert CAR.active_controls(np.array([0, 0])).tolist() == [True, False]
+    np.testing.assert_array_equal(CAR.decode(np.array([[0, 2], [3, 1]])), [[-1.0, 1.0], [0.5, 0.5]])
+    assert CAR.nearest("steer", -0.7) == 1 and CAR.nearest("gas", 9.0) == 2
+    sample = CAR.sample(np.random.default_rng(0), size=(100,))
+    assert sample.shape == (100, 2) and (sample.max(0) == [4, 2]).all()
+    assert CAR.to_dict()["values"] == [[-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0]]
+
+
+def test_factored_validate_and_construction_name_the_control():
+    with pytest.raises(OchreError, match="'gas' value 3 is outside 0-2"):
+        CAR.validate(np.array([0, 3]), "clip.json")
+    with pytest.raises(OchreError, match="2 columns"):
+        CAR.validate(np.zeros((4, 3), dtype=np.int64), "clip.json")
+    with pytest.raises(OchreError, match="rest index 5"):
+        FactoredActionSpec("x", ("a",), ((0.0, 1.0),), (5,))
+    with pytest.raises(OchreError, match="distinct"):
+        FactoredActionSpec("x", ("a", "a"), ((0.0,), (0.0,)), (0, 0))
+    with pytest.raises(OchreError, match="no control 'brake'"):
+        CAR.index("brake")

@@ -13,7 +13,9 @@ episode ends.
 - `run`: what a player does most: hold one direction (a run) and jump now and
   then, at once when the picture stops moving (the player is stuck at a wall), in
   first-person worlds often turning while walking. Which directions a run takes,
-  and how often, is looked up by action schema (`RUN_DIRECTIONS`).
+  and how often, is looked up by action schema (`RUN_DIRECTIONS`). In a factored
+  schema (a Gymnasium Box, MultiDiscrete or MultiBinary space) a run holds one
+  control at one of its extremes.
 - `mixture`: each span draws one of the above with the configured weights.
 - `play`: a mixture shaped like a person's play (`PLAY_PRESET`): mostly runs and
   held keys of 4-60 steps, a little uniform noise.
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ochre.actions import ActionSpec, DiscreteActionSpec, FirstPersonActionSpec
+from ochre.actions import ActionSpec, DiscreteActionSpec, FactoredActionSpec, FirstPersonActionSpec
 from ochre.errors import ConfigError
 
 POLICIES = ("uniform", "sticky", "isolated", "run")
@@ -88,18 +90,30 @@ class PolicyConfig:
             raise ConfigError(f"policy.jump_hold must be >= 1, got {self.jump_hold}")
 
 
-
 def isolated_groups(spec: ActionSpec) -> dict[str, np.ndarray]:
     """Per control group, the actions that press only that group: {name: (k, *spec.shape)}."""
     if isinstance(spec, DiscreteActionSpec):
         groups: dict[str, list[int]] = {}
-        for i, label in enumerate(spec.labels):
-            if i != spec.noop and "+" not in label:
+        for i, label in enumerate(spec.labels):  # a neutral id that is not a "noop" (CartPole's push left) is an action too
+            if (i != spec.noop or label != "noop") and "+" not in label:
                 groups.setdefault(label, []).append(i)
         return {name: np.array(ids, dtype=np.int64) for name, ids in groups.items()}
     if isinstance(spec, FirstPersonActionSpec):
         return _first_person_groups(spec)
+    if isinstance(spec, FactoredActionSpec):
+        return {
+            name: np.stack([_only(spec, col, i) for i in range(f) if i != spec.rest[col]])
+            for col, (name, f) in enumerate(zip(spec.controls, spec.factors, strict=True))
+            if f > 1
+        }
     raise TypeError(f"no isolated groups for {type(spec).__name__}")
+
+
+def _only(spec: FactoredActionSpec, col: int, index: int) -> np.ndarray:
+    """The neutral action with control `col` at value `index`."""
+    a = spec.neutral()
+    a[col] = index
+    return a
 
 
 def _first_person_groups(spec: FirstPersonActionSpec) -> dict[str, np.ndarray]:
@@ -152,6 +166,11 @@ def run_moves(spec: ActionSpec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 if JUMP["first_person"] in spec.buttons:
                     jump[spec.index(JUMP["first_person"])] = 1
                 moves[d] = walk, jump
+    elif isinstance(spec, FactoredActionSpec):  # no jump control: a run holds one control at an extreme
+        for col, (name, f) in enumerate(zip(spec.controls, spec.factors, strict=True)):
+            for end, index in (("min", 0), ("max", f - 1)):
+                if index != spec.rest[col]:
+                    moves[f"{name}_{end}"] = _only(spec, col, index), _only(spec, col, index)
     return moves
 
 

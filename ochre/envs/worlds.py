@@ -1,4 +1,5 @@
-"""Worlds by name: `coinrun` (any Procgen game), `doom`, `pong` (any ALE game as `atari:<id>`).
+"""Worlds by name: `coinrun` (any Procgen game), `doom`, `pong` (any ALE game as `atari:<id>`),
+and any Gymnasium env that renders frames as `gym:<id>` or `gym:<module>:<id>`.
 
     settings = world_settings("doom", {"frame_skip": 2})
     env = make_env("doom", settings, seed=0)              # reset()/step()
@@ -17,17 +18,22 @@ from ochre.envs.base import Env, SerialVecEnv, VecEnv
 from ochre.envs.procgen import PROCGEN_GAMES, ProcgenEnv, ProcgenSettings, ProcgenVecEnv
 from ochre.errors import OchreError
 
-WORLDS_HELP = f"procgen games ({', '.join(PROCGEN_GAMES)}), doom, pong, or atari:<ALE id> such as atari:ALE/Breakout-v5"
+WORLDS_HELP = (
+    f"procgen games ({', '.join(PROCGEN_GAMES)}), doom, pong, atari:<ALE id> such as atari:ALE/Breakout-v5, "
+    "or any Gymnasium env as gym:<id> or gym:<module>:<id> such as gym:CartPole-v1"
+)
 
 
 def world_kind(world: str) -> str:
-    """'procgen', 'doom' or 'atari'."""
+    """'procgen', 'doom', 'atari' or 'gym'."""
     if world in PROCGEN_GAMES:
         return "procgen"
     if world == "doom":
         return "doom"
     if world == "pong" or world.startswith("atari:"):
         return "atari"
+    if world.startswith("gym:"):
+        return "gym"
     raise OchreError(f"unknown world '{world}' (known: {WORLDS_HELP})")
 
 
@@ -54,6 +60,10 @@ def world_settings(world: str, overrides: dict[str, Any] | None = None) -> Any:
         from ochre.envs.doom import DoomSettings
 
         settings = from_dict(DoomSettings, overrides, "env.")
+    elif kind == "gym":
+        from ochre.envs.gym import gym_settings
+
+        settings = gym_settings(world, overrides)
     else:
         from ochre.envs.atari import AtariSettings
 
@@ -70,6 +80,10 @@ def make_env(world: str, settings: Any, seed: int = 0) -> Env:
         from ochre.envs.doom import DoomEnv
 
         return DoomEnv(settings)
+    if kind == "gym":
+        from ochre.envs.gym import GymEnv
+
+        return GymEnv(settings)
     from ochre.envs.atari import AtariEnv
 
     return AtariEnv(settings)
