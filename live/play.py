@@ -7,7 +7,10 @@
 
 Procgen and Atari worlds: arrows or WASD move (space jumps / fires). First-person
 worlds: WASD move, the mouse looks (click to capture it, Esc releases it), space
-jumps, left click attacks, Ctrl sprints, Shift sneaks. F1 shows every key.
+jumps, left click attacks, Ctrl sprints, Shift sneaks. Other worlds (gym:<id>) get
+keys derived from their actions: arrows/WASD for directions, space for fire, number
+keys for the rest, printed at start; --keys FILE rebinds them (see live/keymap.py).
+F1 shows every key.
 Headless mode writes DIR/play.mp4, DIR/timings.csv and DIR/seed.npz + actions.npy
 (replay them with inference.py).
 """
@@ -48,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     w.add_argument("--invert-mouse", action="store_true", help="moving the mouse up looks down")
     w.add_argument("--record", action="store_true", help="start recording at once (F9 toggles)")
     w.add_argument("--record-dir", default="runs/live", help="where recordings and screenshots go")
+    w.add_argument("--keys", default=None, metavar="FILE", help="YAML of key name -> action, over the default keys")
     g = p.add_argument_group("ghost mode")
     g.add_argument("--ghost", action="store_true", help="run the real game beside the learned world, same input")
     g.add_argument("--world", default=None, help="the real game for --ghost (default: the checkpoint's world)")
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.headless:
         require_display(headless_command(args))
     from live.app import ghost_session, load_world, open_session, set_threads
-    from live.bindings import bindings_for
+    from live.bindings import window_bindings
     from live.controller import PlayController
     from live.ghost import Ghost
     from live.headless import make_policy, run_headless
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     set_threads(args.threads)
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
     policy = make_policy(args.policy, wm.action_spec, args.seed) if args.headless else None
-    bindings = None if args.headless else bindings_for(wm.action_spec)
+    bindings = None if args.headless else window_bindings(wm.action_spec, args.keys)
     ghost = None
     if args.ghost:  # the real game seeds the world: no seed file needed
         world = args.world or wm.info.get("world", "")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pygame
 
-from live.bindings import Bindings, bindings_for, describe_action
+from live.bindings import Bindings, describe_action, window_bindings
 from live.headless import Policy, make_policy
 from live.timing import FrameTiming
 from ochre.config import parse_overrides
@@ -157,6 +157,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fps", type=float, default=None, help="game speed (default: the world's)")
     p.add_argument("--sensitivity", type=float, default=0.15, help="mouse look: degrees per pixel of mouse motion")
     p.add_argument("--invert-mouse", action="store_true", help="moving the mouse up looks down")
+    p.add_argument("--keys", default=None, metavar="FILE", help="YAML of key name -> action, over the default keys")
     p.add_argument("--headless", action="store_true", help="no window: a policy plays (for tests and scripted data)")
     p.add_argument("--frames", type=int, default=300, help="frames to play headless")
     p.add_argument("--policy", nargs="+", default=["random"], metavar="random|script FILE", help="who plays headless")
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = world_settings(args.world, parse_overrides(args.env))
     env = make_env(args.world, settings, args.seed)
     try:
-        bindings = None if args.headless else bindings_for(env.action_spec)
+        bindings = None if args.headless else window_bindings(env.action_spec, args.keys)
         writer = open_writer(Path(args.out), args.world, env, settings)
     except BaseException:
         env.close()

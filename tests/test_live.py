@@ -15,14 +15,17 @@ import pytest
 import torch
 
 from live.app import load_world, open_session
-from live.bindings import PlayerInput, bindings_for, discrete_encoder
+from live.bindings import PlayerInput, bindings_for, describe_action, discrete_encoder
 from live.controller import PLAY_KEYS, PlayController
+from live.keymap import SPARE_KEYS, derived_keymap, load_key_file
+from live.record import RECORD_KEYS
 from live.tracker import InputTracker, MouseSettings
 from live.window import WINDOW_KEYS, Window, WindowSettings
 from ochre import WorldModel
-from ochre.actions import PROCGEN_ACTIONS, DiscreteActionSpec, FirstPersonActionSpec
+from ochre.actions import PROCGEN_ACTIONS, DiscreteActionSpec, FactoredActionSpec, FirstPersonActionSpec
 from ochre.checkpoint import tokenizer_payload
 from ochre.envs.atari import ale_label
+from ochre.envs.gym import discrete_schema
 from ochre.errors import OchreError
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
@@ -34,6 +37,11 @@ PONG = DiscreteActionSpec(
     "atari:ALE/Pong-v5", tuple(ale_label(m) for m in ("NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"))
 )
 SMALL = WindowSettings(scale=2)
+CARTPOLE = discrete_schema("gym:CartPole-v1", 2, None)
+ARCADE = discrete_schema("gym:Arcade", 7, ["NOOP", "FIRE", "UP", "UPRIGHT", "DOWNLEFTFIRE", "JUMP", "Crouch Down"])
+CAR = FactoredActionSpec(
+    "gym:Car", ("axis_0", "axis_1", "axis_2"), ((-1.0, -0.5, 0.0, 0.5, 1.0), (0.0, 0.5, 1.0), (-2.0, 0.0, 2.0)), (2, 0, 1)
+)
 
 
 def random_world(path, spec, world="doom"):
@@ -172,18 +180,83 @@ def test_first_person_invert_arrows_capture_and_focus_loss():
     assert bindings.encode(loose.read()).tolist() == FP.neutral().tolist()
 
 
-def test_schema_without_bindings_is_a_clear_error():
-    with pytest.raises(OchreError, match="no key bindings for action schema 'chess'.*--headless"):
-        bindings_for(DiscreteActionSpec("chess", ("noop", "e4", "d4")))
-    with pytest.raises(OchreError, match="no key bound to button"):
-        bindings_for(FirstPersonActionSpec(buttons=("forward", "use")))
+def test_first_person_button_without_a_key_is_a_clear_error_that_a_keys_file_fixes():
+    spec = FirstPersonActionSpec(buttons=("forward", "use"))
+    with pytest.raises(OchreError, match="no key bound to button.*use.*--keys"):
+        bindings_for(spec)
+    bindings = bindings_for(spec, {"e": "use"})
+    assert bindings.encode(events(InputTracker(bindings), key(pygame.K_e)))[spec.index("use")] == 1
 
 
 def test_game_keys_do_not_collide_with_app_keys():
-    app = set(PLAY_KEYS) | set(WINDOW_KEYS) | {pygame.K_ESCAPE, pygame.K_BACKSPACE}
-    for spec in (PROCGEN_ACTIONS, PONG, FP):
+    app = set(PLAY_KEYS) | set(WINDOW_KEYS) | set(RECORD_KEYS) | {pygame.K_ESCAPE, pygame.K_BACKSPACE}
+    many = discrete_schema("gym:Many", 40, None)
+    for spec in (PROCGEN_ACTIONS, PONG, FP, CARTPOLE, ARCADE, CAR, many):
         b = bindings_for(spec)
         assert not app & (set(b.keys) | set(b.look_keys)), spec.name
+
+
+# -- key maps derived from a schema -----------------------------------------------------------------
+
+
+def test_derived_discrete_keys_move_by_direction_fire_with_space_and_number_the_rest():
+    keys = derived_keymap(ARCADE).keys
+    assert keys[pygame.K_UP] == keys[pygame.K_w] == "up" and keys[pygame.K_RIGHT] == keys[pygame.K_d] == "right"
+    assert keys[pygame.K_DOWN] == "down" and keys[pygame.K_a] == "left" and keys[pygame.K_SPACE] == "fire"
+    assert keys[pygame.K_1] == "jump" and keys[pygame.K_2] == "crouch_down"
+    bindings = bindings_for(ARCADE)
+    label = lambda *ks: ARCADE.labels[int(bindings.encode(events(InputTracker(bindings), *(key(k) for k in ks))))]
+    assert label() == "noop" and label(pygame.K_w, pygame.K_d) == "up+right" and label(pygame.K_2) == "crouch_down"
+    assert label(pygame.K_s, pygame.K_a, pygame.K_SPACE) == "down+left+fire" and label(pygame.K_UP, pygame.K_DOWN) == "noop"
+
+
+def test_actions_without_meanings_take_number_keys():
+    bindings = bindings_for(CARTPOLE)
+    assert bindings.keys == {pygame.K_1: "action_0", pygame.K_2: "action_1"}
+    assert int(bindings.encode(events(InputTracker(bindings), key(pygame.K_2)))) == 1
+    assert int(bindings.encode(events(InputTracker(bindings), key(pygame.K_1)))) == 0
+    assert any("action_1: 2" in line for line in bindings.help_lines())
+    many = bindings_for(DiscreteActionSpec("chess", tuple(f"m{i}" for i in range(40))))
+    assert len(many.keys) == len(SPARE_KEYS) and "no key for: m26, m27" in many.help_lines()[-1]
+
+
+def test_box_keys_push_each_axis_to_its_extremes():
+    bindings = bindings_for(CAR)
+    keys = bindings.keys
+    assert keys[pygame.K_LEFT] == keys[pygame.K_a] == "axis_0=-1" and keys[pygame.K_d] == "axis_0=1"
+    assert keys[pygame.K_DOWN] == "axis_2=-2" and keys[pygame.K_w] == "axis_2=2"  # the second two-sided axis
+    assert keys[pygame.K_1] == "axis_1=1"  # a one-sided axis (a throttle) has one key, for its far end
+    encode = lambda *ks: bindings.encode(events(InputTracker(bindings), *(key(k) for k in ks))).tolist()
+    assert encode() == [2, 0, 1] and encode(pygame.K_a, pygame.K_1) == [0, 2, 1] and encode(pygame.K_UP) == [2, 0, 2]
+    assert encode(pygame.K_LEFT, pygame.K_RIGHT) == [2, 0, 1]  # both ends of one axis cancel
+    assert describe_action(CAR, np.array([0, 2, 1])) == "axis_0=-1 axis_1=1" and describe_action(CAR, CAR.neutral()) == "at rest"
+
+
+def test_keys_file_rebinds_keys_by_label_meaning_or_axis_value(tmp_path):
+    (tmp_path / "keys.yaml").write_text("space: JUMP\n'1': null\nleft: axis_0=-0.4\nq: UPRIGHT\n")
+    overrides = load_key_file(tmp_path / "keys.yaml")
+    arcade = bindings_for(ARCADE, {k: v for k, v in overrides.items() if k != "left"})
+    assert arcade.keys[pygame.K_SPACE] == "jump" and pygame.K_1 not in arcade.keys and arcade.keys[pygame.K_q] == "up+right"
+    assert ARCADE.labels[int(arcade.encode(events(InputTracker(arcade), key(pygame.K_q))))] == "up+right"
+    car = bindings_for(CAR, {"left": "axis_0=-0.4", "e": "axis_1=1"})
+    assert car.keys[pygame.K_LEFT] == "axis_0=-0.5" and car.keys[pygame.K_a] == "axis_0=-1"  # snapped to the nearest bin
+
+
+@pytest.mark.parametrize(
+    ("text", "spec", "message"),
+    [
+        ("spaec: FIRE\n", ARCADE, "unknown key 'spaec'"),
+        ("space: SHOOT\n", ARCADE, "'SHOOT' is no action of the 'gym:Arcade' schema"),
+        ("left: steer=-1\n", CAR, "must be control=value for the 'gym:Car' schema (controls: axis_0"),
+        ("- space\n", ARCADE, "must map key names to actions"),
+    ],
+)
+def test_bad_keys_file_is_one_line_naming_the_file(tmp_path, text, spec, message):
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    with pytest.raises(OchreError) as err:
+        bindings_for(spec, load_key_file(path), str(path))
+    assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 # -- the window loop under SDL's dummy driver ------------------------------------------------------
@@ -468,6 +541,23 @@ def test_record_window_records_what_the_keys_press(tmp_path):
     assert [PROCGEN_ACTIONS.labels[a] for a in actions] == ["right"] * 5
 
 
+def test_record_window_plays_a_gym_env_with_its_derived_keys(tmp_path):
+    from live.record import RecordController, open_writer
+    from ochre.data.store import EpisodeDataset
+    from ochre.envs.worlds import make_env, world_settings
+
+    world = "gym:MountainCar-v0"  # Discrete(3) without action meanings: keys 1, 2, 3
+    settings = world_settings(world, {})
+    env = make_env(world, settings, 0)
+    bindings = bindings_for(env.action_spec)
+    controller = RecordController(env, open_writer(tmp_path / "d", world, env, settings), bindings, world)
+    window = Window(controller, SMALL)
+    pygame.event.post(key(pygame.K_3))
+    window.run(max_frames=5)
+    _, actions = EpisodeDataset(tmp_path / "d").rows(0, 0, 5)
+    assert actions.tolist() == [2] * 5 and any("action_2: 3" in line for line in controller.help_lines())
+
+
 # -- benchmark ------------------------------------------------------------------------------------
 
 
@@ -489,10 +579,13 @@ def test_bad_input_is_one_clear_line(tmp_path, fp_world, capsys, monkeypatch):
     from live.record import main as record
 
     world, seed = fp_world
-    chess = random_world(tmp_path, DiscreteActionSpec("chess", ("noop", "e4", "d4")), world="chess")[0]
     np.savez(tmp_path / "big.npz", frames=np.zeros((4, 64, 64, 3), np.uint8))
     cases = [
-        (play, ["--checkpoint", str(chess), "--device", "cpu"], "no key bindings for action schema 'chess'"),
+        (
+            play,
+            ["--checkpoint", str(world), "--device", "cpu", "--keys", str(tmp_path / "no.yaml")],
+            "no.yaml: keys file not found",
+        ),
         (
             play,
             ["--checkpoint", str(world), "--seed-frames", str(tmp_path / "big.npz"), "--headless"],
