@@ -29,6 +29,7 @@ def tokenize_dataset(
     frames continues after the last finished shard."""
     out = Path(out)
     data = EpisodeDataset(data_path, expect_kind="frames")
+    data.verify_once()  # sha256 of every shard the first time, then of what changed since
     frame_shape = list(data.manifest["frame_shape"][:2])
     if frame_shape != list(model.cfg.frame_size):
         raise OchreError(f"{data_path}: frames are {frame_shape} but the tokenizer expects {model.cfg.frame_size}")

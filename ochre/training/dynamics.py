@@ -186,6 +186,13 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     """
     run = build_run(cfg, device, launch)
     main = distributed.is_main()
+    if run.start >= cfg.train.max_steps:
+        if main:
+            print(
+                f"the run is finished (step {run.start} of train.max_steps={cfg.train.max_steps}); raise train.max_steps to go on"
+            )
+        if not run.checkpoint.world_path.is_file():  # resumed into a new folder: its world is the state's weights
+            save(run, run.start)
     steps = range(run.start, cfg.train.max_steps)
     bar = tqdm(steps, initial=run.start, total=cfg.train.max_steps, desc="dynamics", unit="step", disable=not main)
     for step in bar:
@@ -272,6 +279,7 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     steps drew from.)"""
     main = distributed.is_main()
     data = EpisodeDataset(cfg.data.path, expect_kind="tokens")
+    data.verify_once()  # sha256 of every shard the first time, then of what changed since
     tok_path, tok_payload = tokenizer_payload(cfg, data)
     tokenizer = build_tokenizer(tok_payload).to(device).requires_grad_(False)
     model_cfg = resolve_model_config(cfg, data, tokenizer, tok_path)
@@ -280,7 +288,7 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
     probes = build_probes(cfg, data, device) if main else Probes()
     run_dir = distributed.broadcast_from_main(
-        make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name) if main else None
+        make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name, cfg.train.resume) if main else None
     )
     logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project) if main else None
     opt = adamw(model, cfg.train)
@@ -290,6 +298,8 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     start = 0
     if cfg.train.resume:
         start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
+        if logger:
+            logger.resume(start)
     elif cfg.train.init_from:
         load_dynamics_weights(model, cfg.train.init_from)
     if cfg.train.hard_share > 0:

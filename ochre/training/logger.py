@@ -1,6 +1,10 @@
 """Run folders: resolved config, metrics.csv, images/, videos/, plots/, checkpoints/; optional W&B.
 
-runs/<timestamp>_<world>_<stage>/
+runs/<timestamp>_<world>_<stage>/   (or runs/<run.name>/)
+
+A run never writes into another run's folder: a named folder that already holds a run
+is refused unless this run resumes the training state saved in it, and then its
+metrics.csv keeps every earlier row and goes on from the resumed step.
 """
 
 from __future__ import annotations
@@ -14,14 +18,32 @@ from typing import Any
 import numpy as np
 
 from ochre.config import dump_yaml, to_dict
+from ochre.errors import OchreError
 from ochre.io import write_png, write_text, write_video
 
 
-def make_run_dir(parent: str, world: str, stage: str, name: str = "") -> Path:
-    run = Path(parent) / (name or f"{time.strftime('%Y%m%d_%H%M%S')}_{world}_{stage}")
+def make_run_dir(parent: str, world: str, stage: str, name: str = "", resume: str = "") -> Path:
+    """The run's folder, made; `resume`: the train_state.pt this run continues (it may live in that folder)."""
+    if name:
+        run = Path(parent) / name
+        held = holds_run(run)
+        if held and not (resume and Path(resume).resolve().is_relative_to(run.resolve())):
+            raise OchreError(
+                f"{run}: already holds a run ({', '.join(held)}); choose another run.name, "
+                f"or continue it with train.resume={run / 'checkpoints' / 'train_state.pt'}"
+            )
+    else:
+        stem = Path(parent) / f"{time.strftime('%Y%m%d_%H%M%S')}_{world}_{stage}"
+        run = next(p for i in range(1, 10_000) if not (p := stem.with_name(f"{stem.name}_{i}" if i > 1 else stem.name)).exists())
     for sub in ("images", "videos", "plots", "checkpoints"):
         (run / sub).mkdir(parents=True, exist_ok=True)
     return run
+
+
+def holds_run(folder: Path) -> list[str]:
+    """What in `folder` shows an earlier run wrote there: its metrics and checkpoints (empty when nothing)."""
+    found = [folder / "metrics.csv", *sorted((folder / "checkpoints").glob("*.pt"))]
+    return [str(p.relative_to(folder)) for p in found if p.is_file()]
 
 
 class RunLogger:
@@ -36,6 +58,10 @@ class RunLogger:
             import wandb
 
             self._wandb = wandb.init(project=project, dir=str(self.dir), name=self.dir.name, mode=wandb_mode, config=to_dict(cfg))
+
+    def resume(self, start: int) -> None:
+        """A resumed run goes on from step `start`: keep the folder's earlier metrics rows before it."""
+        self.rows = earlier_rows(self.dir / "metrics.csv", start)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.rows.append({"step": step, **metrics})
@@ -72,6 +98,15 @@ class RunLogger:
     def close(self) -> None:
         if self._wandb:
             self._wandb.finish()
+
+
+def earlier_rows(path: Path, start: int) -> list[dict[str, Any]]:
+    """The rows of an earlier metrics.csv logged before step `start` (a resumed run logs the rest again)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    return [row for row in rows if int(row["step"]) < start]
 
 
 def image_grid(rows: list[np.ndarray], pad: int = 2, labels: list[str] | None = None) -> np.ndarray:

@@ -147,6 +147,7 @@ def train_pixel_film(cfg: PixelFiLMTrainConfig) -> Path:
     """Train, write the pixel-world checkpoint, and return its path."""
     device = setup_torch(cfg.train)
     data = EpisodeDataset(cfg.data.path, expect_kind="frames")
+    data.verify_once()  # sha256 of every shard the first time, then of what changed since
     model_cfg = resolve_model_config(cfg.model, data)
     p, f = model_cfg.past_frames, model_cfg.future_frames
     if cfg.train.val_horizon < 1:
@@ -155,14 +156,21 @@ def train_pixel_film(cfg: PixelFiLMTrainConfig) -> Path:
     train = WindowSampler(data, p + f, "train", cfg.data.val_every, seed=cfg.train.seed)
     val = WindowSampler(data, p + cfg.train.val_horizon, "val", cfg.data.val_every, seed=cfg.train.seed + 1)
     val_batch = val.fixed(cfg.train.val_windows)
-    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "pixel_film", cfg.run.name)
+    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "pixel_film", cfg.run.name, cfg.train.resume)
     logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01)
     scaler = grad_scaler(device, cfg.train.amp)
     world_path, state_path = run_dir / "checkpoints" / "pixel_world.pt", run_dir / "checkpoints" / "train_state.pt"
-    start = load_train_state(cfg.train.resume, model, opt, train.rng, {"scaler": scaler}) if cfg.train.resume else 0
+    start = 0
+    if cfg.train.resume:
+        start = load_train_state(cfg.train.resume, model, opt, train.rng, {"scaler": scaler})
+        logger.resume(start)
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     configs: dict[str, Any] = {"pixel_film_train": to_dict(cfg)}
+    if start >= cfg.train.max_steps:
+        print(f"the run is finished (step {start} of train.max_steps={cfg.train.max_steps}); raise train.max_steps to go on")
+        if not world_path.is_file():  # resumed into a new folder: its world is the state's weights
+            save_pixel_world(world_path, model, data.action_spec, configs, start, world, fps)
     print(
         f"run folder: {run_dir}  ({sum(x.numel() for x in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
     )

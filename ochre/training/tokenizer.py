@@ -140,6 +140,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     """Train and return the path of the final tokenizer checkpoint."""
     device = setup_torch(cfg.train)
     data = EpisodeDataset(cfg.data.path, expect_kind="frames")
+    data.verify_once()  # sha256 of every shard the first time, then of what changed since
     if list(data.manifest["frame_shape"][:2]) != list(cfg.model.frame_size):
         raise OchreError(
             f"{cfg.data.path}: frames are {data.manifest['frame_shape'][:2]} but model.frame_size is {cfg.model.frame_size}; "
@@ -148,7 +149,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     train = WindowSampler(data, 1, "train", cfg.data.val_every, seed=cfg.train.seed)
     val = WindowSampler(data, 1, "val", cfg.data.val_every, seed=cfg.train.seed + 1)
     val_batch = val.fixed(256)
-    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "vqvae", cfg.run.name)
+    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "vqvae", cfg.run.name, cfg.train.resume)
     logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
     model = Tokenizer(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.0, betas=(0.9, 0.99))
@@ -157,8 +158,15 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     extra = {"disc": critics.disc, "disc_opt": critics.disc_opt, "scaler": scaler}
     ckpt = run_dir / "checkpoints" / "tokenizer.pt"
     state_path = run_dir / "checkpoints" / "train_state.pt"
-    start = load_train_state(cfg.train.resume, model, opt, train.rng, extra) if cfg.train.resume else 0
+    start = 0
+    if cfg.train.resume:
+        start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
+        logger.resume(start)
     print(f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device})")
+    if start >= cfg.train.max_steps:
+        print(f"the run is finished (step {start} of train.max_steps={cfg.train.max_steps}); raise train.max_steps to go on")
+        if not ckpt.is_file():  # resumed into a new folder: its tokenizer is the state's weights
+            save_tokenizer(ckpt, model, start, to_dict(cfg))
     bar = tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="tokenizer", unit="step")
     t0, restarted = time.time(), 0
     for step in bar:
