@@ -166,6 +166,8 @@ def test_box_env_trains_a_tiny_world_that_loads_and_plays(tmp_path):
     check_frames(data, 240)
     spec = data.action_spec
     assert isinstance(spec, FactoredActionSpec) and spec.values == ((-2.0, -1.0, 0.0, 1.0, 2.0),) and spec.rest == (2,)
+    out = run_module("preprocess.inspect", str(data.path), "--out", str(tmp_path / "inspect"), "--samples", "2")
+    assert "control frequency" in out.stdout and (tmp_path / "inspect" / "actions.png").is_file()
     run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={data.path}", f"run.dir={runs}",
                "run.name=vq", "data.val_every=4", f"run.world={world}")  # fmt: skip
     run_module("vqvae.tokenize", "--tokenizer", str(runs / "vq/checkpoints/tokenizer.pt"), "--data", str(data.path),

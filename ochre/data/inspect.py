@@ -230,6 +230,8 @@ def dataset_stats(data: EpisodeDataset) -> DatasetStats:
             action_frequency=np.bincount(actions, minlength=spec.n) / n,
             top_pairs=top_pairs(active, spec.control_names),
         )
+    if not isinstance(spec, FirstPersonActionSpec):  # factored: control frequencies and pairs, no camera bins
+        return DatasetStats(**common, top_pairs=top_pairs(active, spec.control_names))
     return DatasetStats(
         **common,
         yaw_frequency=np.bincount(actions[:, spec.index("yaw")], minlength=spec.camera_bins) / n,
@@ -351,6 +353,9 @@ def plot_actions(stats: DatasetStats, path: Path) -> None:
         fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(stats.action_labels)), 3.8))
         labels = [f"{i} {label}" for i, label in enumerate(stats.action_labels)]
         _bars(ax, labels, stats.action_frequency, f"action frequency ({stats.schema_name})")
+    elif stats.yaw_frequency is None:
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(stats.controls)), 3.8))
+        _bars(ax, list(stats.controls), stats.control_frequency, f"control frequency ({stats.schema_name})")
     else:
         fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
         _bars(axes[0], list(stats.controls), stats.control_frequency, "control frequency")
