@@ -125,6 +125,17 @@ def test_registry_finds_checks_by_world_or_schema():
         play_checks("maze", DiscreteActionSpec(name="maze", labels=("noop",), noop=0))
 
 
+def test_factored_controls_are_held_at_their_top_or_a_named_value():
+    from ochre.actions import FactoredActionSpec
+
+    spec = FactoredActionSpec(name="arm", controls=("torque", "grip"), values=((-2.0, 0.0, 2.0), (0.0, 1.0)), rest=(1, 0))
+    assert encode_input(spec, frozenset()).tolist() == [1, 0]  # nothing held: every control at rest
+    assert encode_input(spec, frozenset({"grip"})).tolist() == [1, 1]
+    assert encode_input(spec, frozenset({"torque=-2", "grip"})).tolist() == [0, 1]
+    with pytest.raises(OchreError, match="no control 'jump'"):
+        encode_input(spec, frozenset({"jump"}))
+
+
 def test_the_evaluator_finds_its_world_checks_through_the_registry():
     maze = DiscreteActionSpec(name="maze", labels=("noop",), noop=0)
     assert find_play_checks("maze", maze) is None  # an unregistered world: no play or world checks, no error

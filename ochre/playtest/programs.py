@@ -11,7 +11,8 @@ A program file (JSON) names a sequence of segments, each held for `steps` steps:
      "repeat": 30}
 
 A segment holds controls (`hold`, the schema's control names: procgen's "right", "up",
-first person's "forward", "attack"), turns the camera (`look`: [yaw, pitch] degrees per
+first person's "forward", "attack"; a factored schema's control at its largest value, or
+at a value as "torque=-2"), turns the camera (`look`: [yaw, pitch] degrees per
 step, yaw > 0 turns right, pitch > 0 looks up), presses held random actions
 (`"random": [4, 30]`: a random action held 4-30 steps, a new one after each), or hands
 the keys to a scripted player that reads the real game's frame (`"controller":
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ochre.actions import ActionSpec, DiscreteActionSpec, FirstPersonActionSpec
+from ochre.actions import ActionSpec, DiscreteActionSpec, FactoredActionSpec, FirstPersonActionSpec
 from ochre.errors import OchreError
 from ochre.playtest.avatar import find_paddle
 from ochre.world_checks import find_ball
@@ -55,6 +56,15 @@ def encode_input(spec: ActionSpec, held: frozenset[str], look: tuple[float, floa
         for control in held:
             continuous[spec.index(control)] = 1.0
         return spec.encode(continuous)
+    if isinstance(spec, FactoredActionSpec):
+        if look != (0.0, 0.0):
+            raise OchreError(f"schema '{spec.name}' has no camera to turn (look {list(look)})")
+        action = np.array(spec.rest, dtype=np.int64)
+        for item in held:
+            control, _, value = item.partition("=")
+            column = spec.index(control)
+            action[column] = spec.nearest(control, float(value)) if value else len(spec.values[column]) - 1
+        return action
     raise OchreError(f"no input encoding for schema {type(spec).__name__}")
 
 
