@@ -203,6 +203,7 @@ def test_unsupported_envs_stop_with_one_line(tmp_path, world, message):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert message in proc.stderr and world.split(":")[-1] in proc.stderr, proc.stderr
+    assert not (tmp_path / "x").exists()  # nothing made before the env was known to work
     if "Dict" in message:
         assert "Discrete, MultiDiscrete, MultiBinary or Box" in proc.stderr
 

@@ -292,13 +292,13 @@ def _start_job(root: Path, job: GenerateJob) -> None:
 def generate(out: str | Path, job: GenerateJob, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Generate (or finish generating) `job` into `out`; returns the manifest."""
     job.check()
+    settings = world_settings(job.world, job.env)
+    probe = make_env(job.world, settings)  # an env that cannot be made stops here, before --out exists
+    spec, fps = probe.action_spec, probe.fps
+    probe.close()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     _start_job(root, job)
-    settings = world_settings(job.world, job.env)
-    probe = make_env(job.world, settings)
-    spec, fps = probe.action_spec, probe.fps
-    probe.close()
     meta = {
         "world": job.world,
         "action_schema": spec.to_dict(),
