@@ -29,11 +29,11 @@ from torch import nn
 from ochre.actions import ActionSpec
 from ochre.data.policies import isolated_groups
 from ochre.frames import to_uint8
+from ochre.images import image_grid
 from ochre.metrics import codebook_usage
 from ochre.models.dynamics import Dynamics, DynamicsState
 from ochre.models.tokenizer import Tokenizer
 from ochre.sampling import rollout_tokens, warm_up
-from ochre.training.logger import image_grid
 
 DEFAULT_SEED = 0  # action draws when no generator is given: the same sequences at every validation
 

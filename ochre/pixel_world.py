@@ -18,10 +18,10 @@ import torch
 
 from ochre.actions import action_spec_from_dict
 from ochre.checkpoint import config_from, load_checkpoint, load_weights
+from ochre.device import resolve_device
 from ochre.errors import OchreError
 from ochre.frames import to_unit
 from ochre.models.pixel_film import PixelFiLM, PixelFiLMConfig, rollout_frames
-from ochre.training.common import resolve_device
 
 
 class PixelWorld:

@@ -19,12 +19,12 @@ import torch
 
 from ochre.actions import ActionSpec, action_spec_from_dict
 from ochre.checkpoint import build_tokenizer, config_from, load_checkpoint, load_weights
+from ochre.device import resolve_device
 from ochre.errors import OchreError
 from ochre.frames import to_model, to_uint8
 from ochre.models.dynamics import Dynamics, DynamicsConfig, DynamicsState
 from ochre.models.tokenizer import Tokenizer
 from ochre.sampling import Sampling, rollout_tokens, sample_tokens, warm_up
-from ochre.training.common import resolve_device
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,8 @@ def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch, stage):
     snapshots = {}
     real_save = module.save_train_state
 
-    def save_and_keep(path, model, opt, step, rng, extra=None):  # keep every intermediate state, not only the latest
-        real_save(path, model, opt, step, rng, extra)
+    def save_and_keep(path, model, opt, step, *args, **kwargs):  # keep every intermediate state, not only the latest
+        real_save(path, model, opt, step, *args, **kwargs)
         snapshots.setdefault(step, tmp_path / f"state_{step}.pt").write_bytes(path.read_bytes())
 
     monkeypatch.setattr(module, "save_train_state", save_and_keep)

@@ -38,12 +38,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ochre.benchmark import HostReads, step_times
 from ochre.data.windows import Batch
+from ochre.device import resolve_device
 from ochre.errors import cli_entry
 from ochre.io import write_json
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 from ochre.sampling import sample_tokens
-from ochre.training.common import StepTimer, grad_scaler, resolve_device
+from ochre.training.common import StepTimer, grad_scaler
 from ochre.training.dynamics import Trainer, adamw, train_step
 from ochre.training.dynamics_config import DynamicsLoopConfig
 from ochre.training.dynamics_loss import LossContext, WindowLoss

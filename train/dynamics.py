@@ -22,8 +22,9 @@ the run folder is written on node 0):
 torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint host:29500 -m train.dynamics ...
 
 On CPU the processes use gloo (set OMP_NUM_THREADS, or train.threads, per process);
-train.dist_backend overrides the backend. Resume with train.resume under the same
-number of processes.
+train.dist_backend overrides the backend. train.resume continues a run on any number
+of processes: ranks the saved run had go on with their random streams, new ranks start
+fresh ones. model.type=pixel_film trains in one process only.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ The IDM guesses the action between two consecutive frames. With --world and
 --eval-data, the world rolls out held-out windows from their recorded actions and
 the IDM's accuracy on the generated transitions is printed next to its accuracy
 on the real ones (the ceiling) and chance. The result goes to --report (JSON).
+It runs in one process: under torchrun it stops with one line saying so.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import argparse
 from pathlib import Path
 
 from ochre.data.store import EpisodeDataset
+from ochre.device import choose_device
 from ochre.errors import OchreError, cli_entry
 from ochre.idm import FrameIDM, action_following, format_action_following, load_idm, save_idm, train_idm
 from ochre.io import write_json
 from ochre.runtime import WorldModel
-from ochre.training.common import resolve_device
+from ochre.training.distributed import refuse_launch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,7 +81,10 @@ def obtain_idm(args: argparse.Namespace, device: str) -> FrameIDM:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     check_args(args)
-    device = str(resolve_device(args.device))
+    refuse_launch("train.idm", "python -m train.idm ... (without torchrun)")
+    choice = choose_device(args.device, "--device")
+    print(choice)
+    device = str(choice.device)
     wm = WorldModel.load(args.world, device=device) if args.world else None
     eval_data = EpisodeDataset(args.eval_data, expect_kind="frames") if args.eval_data else None
     if wm is not None and args.data:  # fail before training, not after

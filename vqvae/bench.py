@@ -16,8 +16,8 @@ import torch
 
 from ochre.benchmark import step_times
 from ochre.checkpoint import load_tokenizer_or_world
+from ochre.device import resolve_device
 from ochre.errors import cli_entry
-from ochre.training.common import resolve_device
 
 
 @cli_entry

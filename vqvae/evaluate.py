@@ -24,14 +24,15 @@ import numpy as np
 from ochre.checkpoint import load_tokenizer_or_world
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import split_episodes
+from ochre.device import resolve_device
 from ochre.errors import OchreError, cli_entry
+from ochre.images import image_grid
 from ochre.io import write_json, write_png, write_video
 from ochre.losses import load_lpips
 from ochre.playtest.checks import find_play_checks, play_checks
 from ochre.playtest.scores import laplacian_variance
 from ochre.tokenizer_eval import evaluate_reconstruction, reconstruct, sample_frames, token_changes
-from ochre.training.common import resolve_device
-from ochre.training.logger import image_grid, make_run_dir
+from ochre.training.logger import make_run_dir
 from ochre.world_checks import BALL_TOL_PX, ball_errors
 
 

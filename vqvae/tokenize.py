@@ -12,8 +12,8 @@ import argparse
 
 from ochre.checkpoint import load_tokenizer_or_world
 from ochre.data.tokenize import tokenize_dataset
+from ochre.device import resolve_device
 from ochre.errors import cli_entry
-from ochre.training.common import resolve_device
 
 
 @cli_entry

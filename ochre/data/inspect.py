@@ -21,8 +21,8 @@ import numpy as np
 
 from ochre.actions import DiscreteActionSpec, FirstPersonActionSpec
 from ochre.data.store import EpisodeDataset
+from ochre.images import image_grid
 from ochre.io import atomic_path
-from ochre.training.logger import image_grid
 
 SHORT_EPISODE_FRAMES = 16  # episodes shorter than this give few or no training windows
 MOVEMENT_KEYS = ("forward", "left", "back", "right")

@@ -10,6 +10,8 @@ from typing import Literal
 
 import torch
 
+from ochre.device import DeviceChoice, choose_device
+
 
 @dataclass
 class DataConfig:
@@ -21,6 +23,7 @@ class DataConfig:
 class LoggingConfig:
     wandb: Literal["off", "online", "offline"] = "off"  # Weights & Biases mode
     project: str = "ochre"  # W&B project
+    wandb_timeout: float = 60.0  # seconds W&B may take to start before the run stops with an error
     log_every: int = 25  # steps between metrics.csv rows
     sample_every: int = 500  # steps between image/video samples and validation
 
@@ -96,18 +99,12 @@ def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
     return torch.amp.GradScaler("cuda") if device.type == "cuda" and amp == "fp16" else None
 
 
-def setup_torch(cfg: LoopConfig) -> torch.device:
-    """Seed torch, set CPU threads, and resolve the device."""
+def setup_torch(cfg: LoopConfig) -> DeviceChoice:
+    """Seed torch, set CPU threads, and choose the device (train.device; see `ochre.device.choose_device`)."""
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return resolve_device(cfg.device)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return choose_device(cfg.device, "train.device")
 
 
 def to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -120,6 +120,46 @@ def all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: means[k] for k in values}
 
 
+def mean_floats(values: dict[str, float]) -> dict[str, float]:
+    """The mean of every Python float over all ranks (a collective; every rank passes the same keys)."""
+    if not _active():
+        return values
+    means = all_reduce_mean({k: torch.tensor(float(v), dtype=torch.float64) for k, v in values.items()})
+    return dict(zip(means, torch.stack(list(means.values())).tolist(), strict=True))
+
+
+def broadcast_parameters(module: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank, for a module that DDP does not wrap."""
+    if _active():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def average_gradients(module: nn.Module) -> None:
+    """Each gradient of `module` averaged over ranks in place, as DDP would, for a module it does not wrap."""
+    if not _active():
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        g.copy_(part.view_as(g))
+
+
+def refuse_launch(what: str, command: str) -> None:
+    """Stop a torchrun launch of a trainer that runs in one process only: rank 0 says so in one line
+    (an OchreError), every other rank exits quietly with the same status (2)."""
+    launch = detect_launch()
+    if not launch.distributed:
+        return
+    if launch.rank != 0:
+        raise SystemExit(2)
+    raise OchreError(
+        f"{what} trains in one process only, and torchrun started {launch.world_size}; run it as one process: {command}"
+    )
+
+
 def broadcast_from_main(value: T) -> T:
     """Rank 0's `value` on every rank (any picklable object); the value itself in a single process."""
     if not _active():
@@ -154,14 +194,19 @@ class RankRNG:
 
     A rank draws from the torch CPU generator, its GPU's generator and its window
     sampler's numpy generator, all seeded apart (seed + rank). Only rank 0 writes the
-    training state, so `gather` (a collective: every rank calls it before rank 0
-    saves) collects them; `load_state_dict` restores this rank's own streams.
+    training state, so `gather` (a collective under torchrun: every rank calls it before
+    rank 0 saves) collects them; `restore` gives each rank of the resumed run its saved
+    streams by rank. A run resumed on fewer processes drops the streams of the missing
+    ranks; on more, a rank without saved streams starts fresh ones derived from the seed,
+    its rank and the step (`fresh`), and rank 0 says so in one line.
     """
 
-    def __init__(self, sampler_rng: np.random.Generator, device: torch.device):
+    def __init__(self, sampler_rng: np.random.Generator, device: torch.device, seed: int, launch: Launch):
         self.sampler_rng = sampler_rng
         self.device = device
-        self.ranks: list[dict[str, Any]] = []
+        self.seed = seed
+        self.launch = launch
+        self.ranks: list[dict[str, Any]] = []  # every rank's streams, as the last `gather` found them
 
     def local(self) -> dict[str, Any]:
         state = {"torch": torch.get_rng_state(), "numpy": self.sampler_rng.bit_generator.state}
@@ -169,22 +214,48 @@ class RankRNG:
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
-    def gather(self) -> None:
+    def gather(self) -> list[dict[str, Any]]:
+        """Every rank's streams, in rank order (a collective under a launch; this process's own otherwise)."""
+        if not _active():
+            self.ranks = [self.local()]
+            return self.ranks
         self.ranks = [{} for _ in range(dist.get_world_size())]
         dist.all_gather_object(self.ranks, self.local())
+        return self.ranks
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"ranks": self.ranks}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved, world_size = len(state["ranks"]), dist.get_world_size()
-        if saved != world_size:
-            raise OchreError(
-                f"train.resume: the training state was saved by {saved} processes but this launch has {world_size}; "
-                f"relaunch with {saved} processes, or start from its weights with train.init_from=<the run's world.pt>"
-            )
-        own = state["ranks"][dist.get_rank()]
+    def restore(self, saved: list[dict[str, Any]], step: int) -> None:
+        """Take this rank's streams from `saved` (one entry per rank of the saving run), or fresh ones if it has none."""
+        rank, size = self.launch.rank, self.launch.world_size
+        if rank == 0 and len(saved) != size:
+            print(mapping_note(len(saved), size))
+        if rank >= len(saved):
+            self.fresh(step)
+            return
+        own = saved[rank]
         torch.set_rng_state(own["torch"])
         self.sampler_rng.bit_generator.state = own["numpy"]
         if "cuda" in own and self.device.type == "cuda":
             torch.cuda.set_rng_state(own["cuda"], self.device)
+
+    def fresh(self, step: int) -> None:
+        """Streams of their own for a rank the saving run did not have: seeded by (seed, rank, step), so a rerun
+        draws the same, and not the windows the rank drew from step 0."""
+        seq = np.random.SeedSequence([self.seed, self.launch.rank, step])
+        torch.manual_seed(int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))  # also seeds every GPU
+        self.sampler_rng.bit_generator.state = type(self.sampler_rng.bit_generator)(seq).state
+
+
+def mapping_note(saved: int, size: int) -> str:
+    """One line on how the saved random streams of `saved` processes map onto a run of `size` processes."""
+    head = f"resume: the training state holds the random streams of {_processes(saved)}, this run has {size}"
+    if saved > size:
+        return f"{head}; kept for {_ranks(0, size)}, dropped for {_ranks(size, saved)}"
+    return f"{head}; kept for {_ranks(0, saved)}, fresh ones from train.seed, the rank and the step for {_ranks(saved, size)}"
+
+
+def _processes(n: int) -> str:
+    return "1 process" if n == 1 else f"{n} processes"
+
+
+def _ranks(first: int, end: int) -> str:
+    return f"rank {first}" if end == first + 1 else f"ranks {first}-{end - 1}"

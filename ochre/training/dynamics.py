@@ -16,6 +16,7 @@ Launched by torchrun, it trains data-parallel over all processes (DDP; see `fit`
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,8 @@ from ochre.training.dynamics_validation import validate, validate_ball
 from ochre.training.hard_windows import focus_hard_windows
 from ochre.training.logger import RunLogger, make_run_dir
 from ochre.training.play_validation import PlayProbe, play_probe, validate_play
-from ochre.training.state import load_train_state, save_train_state
+from ochre.training.run_info import RunInfo, Throughput, run_info
+from ochre.training.state import ResumePoint, load_train_state, save_train_state
 from ochre.world import save_world
 from ochre.world_checks import BALL_HORIZON
 
@@ -163,7 +165,10 @@ def camera_shift(px_per_degree: list[float], spec: ActionSpec, tokenizer: Tokeni
 def train_dynamics(cfg: DynamicsTrainConfig) -> Path:
     """Train, write the world checkpoint, and return its path (on every rank when launched by torchrun)."""
     launch = distributed.detect_launch()
-    device = distributed.rank_device(setup_torch(replace(cfg.train, seed=cfg.train.seed + launch.rank)), launch)
+    choice = setup_torch(replace(cfg.train, seed=cfg.train.seed + launch.rank))
+    if launch.rank == 0:
+        print(choice)
+    device = distributed.rank_device(choice.device, launch)
     with distributed.process_group(launch, device, cfg.train.dist_backend):
         return fit(cfg, device, launch)
 
@@ -181,8 +186,9 @@ def fit(cfg: DynamicsTrainConfig, device: torch.device, launch: distributed.Laun
     Resume under DDP: every rank loads the training state, whose per-rank RNG streams
     (`distributed.RankRNG`) put each rank back exactly where it was, so a run resumed
     with the same config and number of processes repeats the uninterrupted one (bit
-    for bit on CPU; on GPU as far as its kernels are deterministic). Another number of
-    processes is refused; a single process resuming a DDP state goes on as rank 0.
+    for bit on CPU; on GPU as far as its kernels are deterministic). On another number
+    of processes each rank that has saved streams goes on with them, the others start
+    fresh ones (rank 0 says which in one line); a single process goes on as rank 0.
     """
     run = build_run(cfg, device, launch)
     main = distributed.is_main()
@@ -244,8 +250,9 @@ class Checkpoint:
     configs: dict[str, Any]  # the resolved dynamics config and the tokenizer's training config
     world: str
     fps: float
-    rng: np.random.Generator  # the training sampler's
-    extra: dict[str, Any]  # more training state: the fp16 scaler, every rank's RNG streams under torchrun
+    rng: distributed.RankRNG  # every rank's random streams (the sampler's and torch's)
+    extra: dict[str, Any]  # more training state: the fp16 scaler
+    info: Callable[[int], RunInfo]  # step -> device, torch version and throughput, for the run folder and checkpoint
 
 
 @dataclass
@@ -290,18 +297,16 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     run_dir = distributed.broadcast_from_main(
         make_run_dir(cfg.run.dir, cfg.run.world, "dynamics", cfg.run.name, cfg.train.resume) if main else None
     )
-    logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project) if main else None
     opt = adamw(model, cfg.train)
     scaler = grad_scaler(device, cfg.train.amp)
     ctx = LossContext(tokenizer, lpips_critic(cfg.train, device))
-    extra = {"scaler": scaler, "ranks": distributed.RankRNG(train.rng, device) if launch.distributed else None}
-    start = 0
+    rng, extra = distributed.RankRNG(train.rng, device, cfg.train.seed, launch), {"scaler": scaler}
+    resumed = ResumePoint()
     if cfg.train.resume:
-        start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
-        if logger:
-            logger.resume(start)
+        resumed = load_train_state(cfg.train.resume, model, opt, rng, extra)
     elif cfg.train.init_from:
         load_dynamics_weights(model, cfg.train.init_from)
+    logger = RunLogger(run_dir, cfg, cfg.logging, resumed) if main else None
     if cfg.train.hard_share > 0:
         scorer = Dynamics(model_cfg).to(device)
         load_dynamics_weights(scorer, cfg.train.init_from)
@@ -310,15 +315,17 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     trainer = Trainer(model, window_loss, opt, scaler, train.sample, cfg.train, device, StepTimer(device), launch.distributed)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
+    frames_per_step = cfg.train.batch_size * (cfg.train.seq_len - 1) * launch.world_size
+    speed = Throughput(frames_per_step, resumed.step)
     paths = run_dir / "checkpoints" / "world.pt", run_dir / "checkpoints" / "train_state.pt"
-    checkpoint = Checkpoint(*paths, tok_payload, configs, world, fps, train.rng, extra)
+    info = functools.partial(run_info, device, launch.world_size, speed)
+    checkpoint = Checkpoint(*paths, tok_payload, configs, world, fps, rng, extra, info)
     if main:
         procs = f", {launch.world_size} processes" if launch.distributed else ""
         print(
             f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}{procs}, {len(train)} train windows)"
         )
-    frames_per_step = cfg.train.batch_size * (cfg.train.seq_len - 1) * launch.world_size
-    return Run(cfg, trainer, tokenizer, data.action_spec, probes, logger, checkpoint, start, frames_per_step)
+    return Run(cfg, trainer, tokenizer, data.action_spec, probes, logger, checkpoint, resumed.step, frames_per_step)
 
 
 def tokenizer_payload(cfg: DynamicsTrainConfig, data: EpisodeDataset) -> tuple[str, dict[str, Any]]:
@@ -431,11 +438,14 @@ def save(run: Run, step: int) -> None:
     """Rank 0 writes the world checkpoint and the training state after `step` steps; under torchrun every rank
     first hands over its RNG streams (a collective)."""
     ck, model = run.checkpoint, run.trainer.model
-    if ck.extra["ranks"]:
-        ck.extra["ranks"].gather()
+    ck.rng.gather()
     if distributed.is_main():
-        save_world(ck.world_path, ck.tok_payload, model, run.spec, ck.configs, step, ck.world, ck.fps)
-        save_train_state(ck.state_path, model, run.trainer.opt, step, ck.rng, ck.extra)
+        info = ck.info(step)
+        save_world(
+            ck.world_path, ck.tok_payload, model, run.spec, ck.configs | {"run_info": info.to_json()}, step, ck.world, ck.fps
+        )
+        save_train_state(ck.state_path, model, run.trainer.opt, step, ck.rng, ck.extra, run.logger.wandb_id)
+        info.write(ck.world_path.parent.parent)
 
 
 def clip_and_step(

@@ -17,6 +17,7 @@ from ochre.actions import ActionSpec
 from ochre.data.windows import Batch
 from ochre.diagnostics import action_response_grid, action_sensitivity, prediction_stats, rollout_strips, teacher_forced_tokens
 from ochre.frames import to_uint8
+from ochre.images import image_grid
 from ochre.metrics import psnr
 from ochre.models.dynamics import Dynamics
 from ochre.models.tokenizer import Tokenizer
@@ -24,7 +25,7 @@ from ochre.sampling import rollout_tokens, warm_up
 from ochre.training.common import to_floats
 from ochre.training.dynamics_config import DynamicsLoopConfig
 from ochre.training.dynamics_loss import idm_real_loss, sequence_loss
-from ochre.training.logger import RunLogger, image_grid
+from ochre.training.logger import RunLogger
 from ochre.training.play_validation import decoded_frames
 from ochre.world_checks import BALL_HORIZON, BALL_TOL_PX, ball_errors
 

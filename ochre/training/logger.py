@@ -20,6 +20,9 @@ import numpy as np
 from ochre.config import dump_yaml, to_dict
 from ochre.errors import OchreError
 from ochre.io import write_png, write_text, write_video
+from ochre.training.common import LoggingConfig
+from ochre.training.state import ResumePoint
+from ochre.training.wandb_run import finish_wandb, start_wandb
 
 
 def make_run_dir(parent: str, world: str, stage: str, name: str = "", resume: str = "") -> Path:
@@ -47,21 +50,27 @@ def holds_run(folder: Path) -> list[str]:
 
 
 class RunLogger:
-    """Writes metrics and samples into a run folder and, when enabled, to W&B."""
+    """Writes metrics and samples into a run folder and, when `logging.wandb` is on, to W&B.
 
-    def __init__(self, run_dir: Path, cfg: Any, wandb_mode: str = "off", project: str = "ochre"):
+    resumed: the training state this run continues; its earlier metrics rows stay, and W&B reopens its run.
+    """
+
+    def __init__(self, run_dir: Path, cfg: Any, logging: LoggingConfig, resumed: ResumePoint | None = None):
+        resumed = resumed or ResumePoint()
         self.dir = Path(run_dir)
-        self.rows: list[dict[str, Any]] = []
+        self.rows = earlier_rows(self.dir / "metrics.csv", resumed.step)
         write_text(self.dir / "resolved_config.yaml", dump_yaml(cfg))
-        self._wandb = None
-        if wandb_mode != "off":
-            import wandb
+        self._wandb = start_wandb(self.dir, to_dict(cfg), logging, resumed.wandb_id) if logging.wandb != "off" else None
+        self._wandb_from = self._wandb.step if self._wandb else 0  # a reopened W&B run keeps the steps it has
 
-            self._wandb = wandb.init(project=project, dir=str(self.dir), name=self.dir.name, mode=wandb_mode, config=to_dict(cfg))
+    def _to_wandb(self, step: int) -> bool:
+        """W&B takes steps in order only: a run resumed from an earlier checkpoint than W&B saw logs from there on."""
+        return self._wandb is not None and step >= self._wandb_from
 
-    def resume(self, start: int) -> None:
-        """A resumed run goes on from step `start`: keep the folder's earlier metrics rows before it."""
-        self.rows = earlier_rows(self.dir / "metrics.csv", start)
+    @property
+    def wandb_id(self) -> str:
+        """The W&B run's id, kept in the training state so a resumed run reopens it; empty when W&B is off."""
+        return self._wandb.id if self._wandb else ""
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.rows.append({"step": step, **metrics})
@@ -73,31 +82,42 @@ class RunLogger:
         writer.writeheader()
         writer.writerows(self.rows)
         write_text(self.dir / "metrics.csv", buf.getvalue())
-        if self._wandb:
+        if self._to_wandb(step):
             self._wandb.log(metrics, step=step)
 
     def image(self, name: str, step: int, image: np.ndarray) -> Path:
+        """image: (H, W, 3) uint8 -> images/<name>_<step>.png; in W&B under images/<name>."""
         path = self.dir / "images" / f"{name}_{step:07d}.png"
         write_png(path, image)
-        if self._wandb:
+        if self._to_wandb(step):
             import wandb
 
-            self._wandb.log({name: wandb.Image(image)}, step=step)
+            self._wandb.log({f"images/{name}": wandb.Image(image)}, step=step)
         return path
 
     def video(self, name: str, step: int, frames: np.ndarray, fps: float = 15) -> Path:
+        """frames: (T, H, W, 3) uint8 -> videos/<name>_<step>.mp4; in W&B under videos/<name>."""
         path = self.dir / "videos" / f"{name}_{step:07d}.mp4"
         write_video(path, frames, fps=fps, scale=2)
-        if self._wandb:
+        if self._to_wandb(step):
             import wandb
 
             # From the mp4 just written: wandb.Video on a raw array needs moviepy, which is not a dependency.
-            self._wandb.log({name: wandb.Video(str(path), format="mp4")}, step=step)
+            self._wandb.log({f"videos/{name}": wandb.Video(str(path), format="mp4")}, step=step)
         return path
 
     def close(self) -> None:
-        if self._wandb:
-            self._wandb.finish()
+        """Finish the W&B run, with the last validation metrics as its results table."""
+        if not self._wandb:
+            return
+        validated = [row for row in self.rows if any(k.startswith("val/") for k in row)]
+        if validated and self._to_wandb(int(self.rows[-1]["step"])):
+            import wandb
+
+            results = [[k, float(v)] for k, v in validated[-1].items() if k.startswith("val/")]
+            self._wandb.log({"results": wandb.Table(columns=["metric", "value"], data=results)}, step=int(self.rows[-1]["step"]))
+        finish_wandb(self._wandb)
+        self._wandb = None
 
 
 def earlier_rows(path: Path, start: int) -> list[dict[str, Any]]:
@@ -107,24 +127,3 @@ def earlier_rows(path: Path, start: int) -> list[dict[str, Any]]:
     with open(path, newline="") as f:
         rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
     return [row for row in rows if int(row["step"]) < start]
-
-
-def image_grid(rows: list[np.ndarray], pad: int = 2, labels: list[str] | None = None) -> np.ndarray:
-    """rows: list of (N, H, W, 3) uint8 -> one image with each list entry as a row, each row's label (if given) at its left."""
-    h, w = rows[0].shape[1:3]
-    n = max(len(r) for r in rows)
-    margin = 6 * max(map(len, labels)) + 2 * pad if labels else 0  # the default bitmap font is 6 px per character
-    out = np.full((len(rows) * (h + pad) + pad, margin + n * (w + pad) + pad, 3), 255, np.uint8)
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            y, x = pad + i * (h + pad), margin + pad + j * (w + pad)
-            out[y : y + h, x : x + w] = img
-    if labels:
-        from PIL import Image, ImageDraw
-
-        image = Image.fromarray(out)
-        draw = ImageDraw.Draw(image)
-        for i, text in enumerate(labels):
-            draw.text((pad, pad + i * (h + pad) + h // 2 - 5), text, fill=(0, 0, 0))
-        out = np.asarray(image).copy()
-    return out

@@ -5,7 +5,8 @@
 Same plumbing as the token dynamics: typed config, run folder with metrics.csv,
 image strips and rollout videos (and W&B), exact resume from train_state.pt, and a
 checkpoint (`ochre-pixel-world`) that `ochre.pixel_world.PixelWorld` loads for
-`python -m train.evaluate --baseline`.
+`python -m train.evaluate --baseline`. It trains in one process: under torchrun it
+stops with one line saying so.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from ochre.data.store import EpisodeDataset
 from ochre.data.windows import Batch, WindowSampler
 from ochre.errors import ConfigError, OchreError
 from ochre.frames import to_unit
+from ochre.images import image_grid
 from ochre.io import save_torch
 from ochre.metrics import psnr, ssim
 from ochre.models.pixel_film import PixelFiLM, PixelFiLMConfig, motion_weighted_bce, rollout_frames
+from ochre.training import distributed
 from ochre.training.common import (
     DataConfig,
     LoggingConfig,
@@ -41,8 +44,9 @@ from ochre.training.common import (
     set_lr,
     setup_torch,
 )
-from ochre.training.logger import RunLogger, image_grid, make_run_dir
-from ochre.training.state import load_train_state, save_train_state
+from ochre.training.logger import RunLogger, make_run_dir
+from ochre.training.run_info import Throughput, run_info
+from ochre.training.state import ResumePoint, load_train_state, save_train_state
 
 
 @dataclass
@@ -145,7 +149,10 @@ def validate(model: PixelFiLM, val: Batch, cfg: PixelFiLMLoopConfig, device: tor
 
 def train_pixel_film(cfg: PixelFiLMTrainConfig) -> Path:
     """Train, write the pixel-world checkpoint, and return its path."""
-    device = setup_torch(cfg.train)
+    distributed.refuse_launch("model.type=pixel_film", "python -m train.dynamics --config <preset> (without torchrun)")
+    choice = setup_torch(cfg.train)
+    print(choice)
+    device = choice.device
     data = EpisodeDataset(cfg.data.path, expect_kind="frames")
     data.verify_once()  # sha256 of every shard the first time, then of what changed since
     model_cfg = resolve_model_config(cfg.model, data)
@@ -157,20 +164,27 @@ def train_pixel_film(cfg: PixelFiLMTrainConfig) -> Path:
     val = WindowSampler(data, p + cfg.train.val_horizon, "val", cfg.data.val_every, seed=cfg.train.seed + 1)
     val_batch = val.fixed(cfg.train.val_windows)
     run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "pixel_film", cfg.run.name, cfg.train.resume)
-    logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.01)
     scaler = grad_scaler(device, cfg.train.amp)
     world_path, state_path = run_dir / "checkpoints" / "pixel_world.pt", run_dir / "checkpoints" / "train_state.pt"
-    start = 0
-    if cfg.train.resume:
-        start = load_train_state(cfg.train.resume, model, opt, train.rng, {"scaler": scaler})
-        logger.resume(start)
+    rng = distributed.RankRNG(train.rng, device, cfg.train.seed, distributed.Launch())
+    resumed = load_train_state(cfg.train.resume, model, opt, rng, {"scaler": scaler}) if cfg.train.resume else ResumePoint()
+    start = resumed.step
+    logger = RunLogger(run_dir, cfg, cfg.logging, resumed)
+    speed = Throughput(cfg.train.batch_size * f, start)
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     configs: dict[str, Any] = {"pixel_film_train": to_dict(cfg)}
+
+    def save(step: int) -> None:
+        info = run_info(device, 1, speed, step)
+        save_pixel_world(world_path, model, data.action_spec, configs | {"run_info": info.to_json()}, step, world, fps)
+        save_train_state(state_path, model, opt, step, rng, {"scaler": scaler}, logger.wandb_id)
+        info.write(run_dir)
+
     if start >= cfg.train.max_steps:
         print(f"the run is finished (step {start} of train.max_steps={cfg.train.max_steps}); raise train.max_steps to go on")
         if not world_path.is_file():  # resumed into a new folder: its world is the state's weights
-            save_pixel_world(world_path, model, data.action_spec, configs, start, world, fps)
+            save(start)
     print(
         f"run folder: {run_dir}  ({sum(x.numel() for x in model.parameters()) / 1e6:.2f}M params, {device}, {len(train)} train windows)"
     )
@@ -199,8 +213,7 @@ def train_pixel_film(cfg: PixelFiLMTrainConfig) -> Path:
             if row:
                 logger.log(step, row)
         if (step + 1) % cfg.train.checkpoint_every == 0 or last:
-            save_pixel_world(world_path, model, data.action_spec, configs, step + 1, world, fps)
-            save_train_state(state_path, model, opt, step + 1, train.rng, {"scaler": scaler})
+            save(step + 1)
     logger.close()
     print(f"pixel world checkpoint: {world_path}")
     return world_path

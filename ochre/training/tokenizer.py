@@ -8,25 +8,36 @@ Loss = l1 * L1 + mse * MSE (optionally detail-weighted, `ochre.losses.detail_wei
 
 LPIPS needs its ImageNet backbone weights on disk; without them the run says once
 what was disabled and how to enable it, and trains on the other terms.
+
+Launched by torchrun, it trains data-parallel over all processes (DDP): each rank
+samples its own frames (seed + rank), gradients are averaged, so one step sees
+batch_size x world size frames; the VQ codebook's EMA statistics are gathered over the
+ranks (`synced_vq.py`), the discriminator's gradients averaged; rank 0 alone validates
+and writes the run folder. Resume works on any number of processes (`distributed.RankRNG`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
-from ochre.checkpoint import save_tokenizer
+from ochre.checkpoint import tokenizer_payload
 from ochre.config import to_dict
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import WindowSampler
 from ochre.errors import OchreError
 from ochre.frames import to_model
+from ochre.images import image_grid
+from ochre.io import save_torch
 from ochre.losses import (
     LPIPSLoss,
     PatchDiscriminator,
@@ -38,7 +49,9 @@ from ochre.losses import (
 )
 from ochre.metrics import codebook_usage, psnr
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig, TokenizerOutput
+from ochre.models.vq import EMAVectorQuantizer
 from ochre.tokenizer_eval import evaluate_reconstruction
+from ochre.training import distributed
 from ochre.training.common import (
     DataConfig,
     LoggingConfig,
@@ -46,12 +59,15 @@ from ochre.training.common import (
     RunConfig,
     autocast,
     grad_scaler,
+    lr_at,
     optimizer_step,
     set_lr,
     setup_torch,
 )
-from ochre.training.logger import RunLogger, image_grid, make_run_dir
-from ochre.training.state import load_train_state, save_train_state
+from ochre.training.logger import RunLogger, make_run_dir
+from ochre.training.run_info import RunInfo, Throughput, run_info
+from ochre.training.state import ResumePoint, load_train_state, save_train_state
+from ochre.training.synced_vq import synced_quantizer
 
 
 @dataclass
@@ -126,19 +142,85 @@ def generator_loss(
 
 
 def discriminator_step(x: torch.Tensor, recon: torch.Tensor, critics: Critics, step: int, start: int) -> dict[str, float]:
-    """One hinge-loss update of the discriminator on real x vs (detached) reconstructions."""
+    """One hinge-loss update of the discriminator on real x vs (detached) reconstructions (gradients averaged over
+    the ranks under torchrun)."""
     if critics.disc is None or critics.disc_opt is None or adversarial_weight(step, start) == 0:
         return {}
     loss = hinge_d_loss(critics.disc(x), critics.disc(recon.detach().float()))
     critics.disc_opt.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(critics.disc)
     critics.disc_opt.step()
     return {"adv_d": loss.item()}
 
 
 def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
-    """Train and return the path of the final tokenizer checkpoint."""
-    device = setup_torch(cfg.train)
+    """Train and return the path of the final tokenizer checkpoint (on every rank when launched by torchrun)."""
+    launch = distributed.detect_launch()
+    choice = setup_torch(replace(cfg.train, seed=cfg.train.seed + launch.rank))
+    if launch.rank == 0:
+        print(choice)
+    device = distributed.rank_device(choice.device, launch)
+    with distributed.process_group(launch, device):
+        return fit(cfg, device, launch)
+
+
+@dataclass
+class Run:
+    """One process's tokenizer run, as `build_run` made it."""
+
+    cfg: TokenizerTrainConfig
+    model: Tokenizer
+    wrapped: nn.Module  # `model` in DDP under torchrun
+    opt: torch.optim.Optimizer
+    critics: Critics
+    scaler: torch.amp.GradScaler | None  # fp16 on CUDA only
+    sampler: WindowSampler  # training frames, seeded seed + rank
+    val_frames: torch.Tensor | None  # (N, H, W, 3) uint8 held-out frames; rank 0 only
+    logger: RunLogger | None  # rank 0 only
+    rng: distributed.RankRNG
+    extra: dict[str, Any]  # the discriminator, its optimizer, the fp16 scaler
+    info: Callable[[int], RunInfo]  # step -> device, torch version and throughput
+    device: torch.device
+    run_dir: Path
+    start: int  # the first step: 0, or where the resumed run stopped
+    t0: float = field(default_factory=time.time)
+    restarted: int = 0  # dead VQ codes restarted by this process's steps
+
+    @property
+    def ckpt(self) -> Path:
+        return self.run_dir / "checkpoints" / "tokenizer.pt"
+
+
+def fit(cfg: TokenizerTrainConfig, device: torch.device, launch: distributed.Launch) -> Path:
+    """The training loop of one process (one DDP rank under torchrun): `train_step`, `log_and_validate`, `save`."""
+    run = build_run(cfg, device, launch)
+    main = distributed.is_main()
+    if run.start >= cfg.train.max_steps:
+        if main:
+            print(
+                f"the run is finished (step {run.start} of train.max_steps={cfg.train.max_steps}); raise train.max_steps to go on"
+            )
+        if not run.ckpt.is_file():  # resumed into a new folder: its tokenizer is the state's weights
+            save(run, run.start)
+    steps = range(run.start, cfg.train.max_steps)
+    bar = tqdm(steps, initial=run.start, total=cfg.train.max_steps, desc="tokenizer", unit="step", disable=not main)
+    for step in bar:
+        logs = train_step(run, step)
+        bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}")
+        log_and_validate(run, step, logs)
+        if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == cfg.train.max_steps:
+            save(run, step + 1)
+    if main:
+        run.logger.close()
+        print(f"tokenizer checkpoint: {run.ckpt}")
+    distributed.barrier()  # the checkpoint is written before any rank returns its path
+    return run.ckpt
+
+
+def build_run(cfg: TokenizerTrainConfig, device: torch.device, launch: distributed.Launch) -> Run:
+    """Data, model, optimizer, critics, run folder and logger; resume when asked; last the DDP wrapper."""
+    main = distributed.is_main()
     data = EpisodeDataset(cfg.data.path, expect_kind="frames")
     data.verify_once()  # sha256 of every shard the first time, then of what changed since
     if list(data.manifest["frame_shape"][:2]) != list(cfg.model.frame_size):
@@ -146,57 +228,80 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
             f"{cfg.data.path}: frames are {data.manifest['frame_shape'][:2]} but model.frame_size is {cfg.model.frame_size}; "
             f"set model.frame_size={list(data.manifest['frame_shape'][:2])}"
         )
-    train = WindowSampler(data, 1, "train", cfg.data.val_every, seed=cfg.train.seed)
-    val = WindowSampler(data, 1, "val", cfg.data.val_every, seed=cfg.train.seed + 1)
-    val_batch = val.fixed(256)
-    run_dir = make_run_dir(cfg.run.dir, cfg.run.world, "vqvae", cfg.run.name, cfg.train.resume)
-    logger = RunLogger(run_dir, cfg, cfg.logging.wandb, cfg.logging.project)
+    sampler = WindowSampler(data, 1, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
+    val_frames = (
+        WindowSampler(data, 1, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(256).rows[:, 0] if main else None
+    )
+    run_dir = distributed.broadcast_from_main(
+        make_run_dir(cfg.run.dir, cfg.run.world, "vqvae", cfg.run.name, cfg.train.resume) if main else None
+    )
     model = Tokenizer(cfg.model).to(device)
+    if launch.distributed and isinstance(model.quantizer, EMAVectorQuantizer):
+        model.quantizer = synced_quantizer(model.quantizer)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.0, betas=(0.9, 0.99))
     critics = build_critics(cfg.train, device)
+    if critics.disc is not None:
+        distributed.broadcast_parameters(critics.disc)  # DDP gives the tokenizer rank 0's weights; this the critic
     scaler = grad_scaler(device, cfg.train.amp)
+    rng = distributed.RankRNG(sampler.rng, device, cfg.train.seed, launch)
     extra = {"disc": critics.disc, "disc_opt": critics.disc_opt, "scaler": scaler}
-    ckpt = run_dir / "checkpoints" / "tokenizer.pt"
-    state_path = run_dir / "checkpoints" / "train_state.pt"
-    start = 0
-    if cfg.train.resume:
-        start = load_train_state(cfg.train.resume, model, opt, train.rng, extra)
-        logger.resume(start)
-    print(f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device})")
-    if start >= cfg.train.max_steps:
-        print(f"the run is finished (step {start} of train.max_steps={cfg.train.max_steps}); raise train.max_steps to go on")
-        if not ckpt.is_file():  # resumed into a new folder: its tokenizer is the state's weights
-            save_tokenizer(ckpt, model, start, to_dict(cfg))
-    bar = tqdm(range(start, cfg.train.max_steps), initial=start, total=cfg.train.max_steps, desc="tokenizer", unit="step")
-    t0, restarted = time.time(), 0
-    for step in bar:
-        lr = set_lr(opt, step, cfg.train)
-        x = to_model(train.sample(cfg.train.batch_size).rows[:, 0], device)
-        with autocast(device, cfg.train.amp):
-            out = model(x)
-            loss, logs = generator_loss(out, x, cfg.train, critics, step)
-        logs["grad_norm"] = optimizer_step(opt, model, loss, cfg.train.grad_clip, scaler)
-        with autocast(device, cfg.train.amp):
-            logs |= discriminator_step(x, out.recon, critics, step, cfg.train.adv_start)
-        restarted += out.restarted
-        logs["psnr"] = psnr((out.recon.detach().float().clamp(-1, 1) + 1) / 2, (x + 1) / 2)
-        logs["codes_used"], logs["perplexity"] = codebook_usage(out.tokens, model.codebook_size)
-        logs["codes_restarted"] = restarted
-        bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}")
-        last = step + 1 == cfg.train.max_steps
-        row = {}
-        if step % cfg.logging.log_every == 0 or last:
-            row = {f"train/{k}": v for k, v in logs.items()} | {"lr": lr, "time_s": time.time() - t0}
-        if step % cfg.logging.sample_every == 0 or last:
-            row |= validate(model, val_batch.rows[:, 0], logger, step, device, critics.lpips)
-        if row:
-            logger.log(step, row)
-        if (step + 1) % cfg.train.checkpoint_every == 0 or last:
-            save_tokenizer(ckpt, model, step + 1, to_dict(cfg))
-            save_train_state(state_path, model, opt, step + 1, train.rng, extra)
-    logger.close()
-    print(f"tokenizer checkpoint: {ckpt}")
-    return ckpt
+    resumed = load_train_state(cfg.train.resume, model, opt, rng, extra) if cfg.train.resume else ResumePoint()
+    logger = RunLogger(run_dir, cfg, cfg.logging, resumed) if main else None
+    wrapped = distributed.data_parallel(model, device)
+    speed = Throughput(cfg.train.batch_size * launch.world_size, resumed.step)
+    info = functools.partial(run_info, device, launch.world_size, speed)
+    if main:
+        procs = f", {launch.world_size} processes" if launch.distributed else ""
+        print(f"run folder: {run_dir}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, {device}{procs})")
+    return Run(
+        cfg, model, wrapped, opt, critics, scaler, sampler, val_frames, logger, rng, extra, info, device, run_dir, resumed.step
+    )
+
+
+def train_step(run: Run, step: int) -> dict[str, float]:
+    """One generator and (when on) discriminator update on a fresh batch; this rank's losses and batch scores."""
+    cfg, model, device = run.cfg.train, run.model, run.device
+    set_lr(run.opt, step, cfg)
+    x = to_model(run.sampler.sample(cfg.batch_size).rows[:, 0], device)
+    with autocast(device, cfg.amp):
+        out = run.wrapped(x)
+        loss, logs = generator_loss(out, x, cfg, run.critics, step)
+    logs["grad_norm"] = optimizer_step(run.opt, model, loss, cfg.grad_clip, run.scaler)
+    with autocast(device, cfg.amp):
+        logs |= discriminator_step(x, out.recon, run.critics, step, cfg.adv_start)
+    run.restarted += out.restarted
+    logs["psnr"] = psnr((out.recon.detach().float().clamp(-1, 1) + 1) / 2, (x + 1) / 2)
+    logs["codes_used"], logs["perplexity"] = codebook_usage(out.tokens, model.codebook_size)
+    logs["codes_restarted"] = run.restarted
+    return logs
+
+
+def log_and_validate(run: Run, step: int, logs: dict[str, float]) -> None:
+    """On log steps a metrics row (averaged over ranks: a collective), on sample steps rank 0's validation."""
+    cfg = run.cfg
+    last = step + 1 == cfg.train.max_steps
+    row = {}
+    if step % cfg.logging.log_every == 0 or last:
+        row = {f"train/{k}": v for k, v in distributed.mean_floats(logs).items()}
+        row |= {"lr": lr_at(step, cfg.train), "time_s": time.time() - run.t0}
+    if not distributed.is_main():
+        return
+    if step % cfg.logging.sample_every == 0 or last:
+        row |= validate(run.model, run.val_frames, run.logger, step, run.device, run.critics.lpips)
+    if row:
+        run.logger.log(step, row)
+
+
+def save(run: Run, step: int) -> None:
+    """Rank 0 writes the tokenizer checkpoint (with the run's device and throughput) and the training state; under
+    torchrun every rank first hands over its random streams (a collective)."""
+    run.rng.gather()
+    if distributed.is_main():
+        info = run.info(step)
+        save_torch(run.ckpt, tokenizer_payload(run.model, step, to_dict(run.cfg)) | {"run_info": info.to_json()})
+        state_path = run.run_dir / "checkpoints" / "train_state.pt"
+        save_train_state(state_path, run.model, run.opt, step, run.rng, run.extra, run.logger.wandb_id)
+        info.write(run.run_dir)
 
 
 @torch.no_grad()
