@@ -77,6 +77,7 @@ class TokenizerLoopConfig(LoopConfig):
     detail_weight: float = 0.0  # pixels far from their frame's median colour weigh 1 + this in L1/MSE (0 = plain means)
     detail_tau: float = 0.2  # "far": more than this in some channel, frames in [-1, 1]
     quant_weight: float = 1.0  # VQ commitment loss (its beta is model.vq_commitment); FSQ has none
+    kl_weight: float = 1e-4  # model.quantizer=continuous: KL of the latent to N(0, I), keeps its scale calibrated
     lpips_weight: float = 0.1  # perceptual term (0 = off)
     lpips_net: Literal["alex", "vgg"] = "alex"  # LPIPS backbone
     lpips_weights: str = ""  # backbone weights file; empty = torch hub cache
@@ -129,6 +130,9 @@ def generator_loss(
         l1, l2 = F.l1_loss(recon, x), F.mse_loss(recon, x)
     loss = cfg.l1_weight * l1 + cfg.mse_weight * l2 + cfg.quant_weight * out.quant_loss
     logs = {"l1": l1.item(), "mse": l2.item(), "quant": out.quant_loss.item()}
+    if out.kl is not None:  # a continuous latent: its KL term, and its scale (codes holds the posterior mean)
+        loss = loss + cfg.kl_weight * out.kl
+        logs |= {"kl": out.kl.item(), "latent_mean": out.codes.mean().item(), "latent_std": out.codes.std().item()}
     if critics.lpips is not None:
         perceptual = critics.lpips(recon, x)
         loss = loss + cfg.lpips_weight * perceptual
