@@ -152,6 +152,10 @@ def test_offline_training_logs_samples_and_a_resumed_run_reopens_its_wandb_run(t
                           ("results", "table-file")]:  # fmt: skip
             assert kind in [v["_type"] for v in logged.values(key)], key
         assert logged.values("val/rollout_psnr") and logged.values("throughput/frames_per_s")
+        assert logged.values("val/play_windows")  # the in-training play check's scores
+    (table,) = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))[-1].glob("files/media/table/results_*.table.json")
+    results = dict(json.loads(table.read_text())["data"])
+    assert {"val/loss", "val/rollout_psnr", "val/play_windows"} <= set(results)
 
 
 def test_resume_point_carries_the_wandb_run_id(tmp_path, wandb_env):
