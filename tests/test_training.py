@@ -380,3 +380,17 @@ def test_a_run_focused_on_hard_windows_trains_from_its_starting_world(tiny_world
     scores = [float(line.split(",")[2]) for line in table[1:]]
     assert table[0] == "shard,row,score,in_pool" and len(scores) == 16 and scores == sorted(scores, reverse=True)
     assert sum(int(line.split(",")[3]) for line in table[1:]) == 2  # hard_pool 0.1 of 16 windows
+
+
+def test_states_saved_before_streams_were_kept_per_rank_still_resume():
+    """Older training states: a single process's streams at the top level (with every visible GPU's CUDA stream,
+    which a machine with fewer GPUs could not set back), or a torchrun run's ranks kept as an extra."""
+    from ochre.training.state import saved_streams
+
+    cpu_state, numpy_state = torch.get_rng_state(), {"bit_generator": "PCG64"}
+    gpus = [torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)]
+    single = saved_streams({"torch_rng": cpu_state, "numpy_rng": numpy_state, "cuda_rng": gpus})
+    assert len(single) == 1 and torch.equal(single[0]["torch"], cpu_state) and torch.equal(single[0]["cuda"], gpus[0])
+    ranks = [{"torch": cpu_state, "numpy": numpy_state}] * 3
+    assert saved_streams({"torch_rng": cpu_state, "numpy_rng": numpy_state, "extra": {"ranks": {"ranks": ranks}}}) == ranks
+    assert saved_streams({"rngs": ranks[:2]}) == ranks[:2]
