@@ -35,6 +35,7 @@ STAMP = "verified.json"
 DTYPES = {
     "frames": np.dtype(np.uint8),
     "tokens": np.dtype(np.uint16),
+    "latents": np.dtype(np.float16),
     "actions": np.dtype(np.int64),
     "episodes": np.dtype(np.int64),
 }
@@ -67,7 +68,7 @@ class Layout:
     """What manifest.json promises about every shard file of the dataset at `root`."""
 
     root: Path
-    kind: str  # "frames" or "tokens"
+    kind: str  # "frames", "tokens" or "latents"
     row_shapes: dict[str, tuple[int, ...] | None]  # file key -> shape of one row (None: not recorded)
     codebook_size: int | None
     action_spec: ActionSpec
@@ -77,7 +78,8 @@ class Layout:
     def from_manifest(cls, root: str | Path, manifest: dict[str, Any]) -> Layout:
         spec = action_spec_from_dict(manifest["action_schema"])
         kind = manifest["kind"]
-        grid = manifest.get("frame_shape") if kind == "frames" else manifest.get("token_grid")
+        row = {"frames": "frame_shape", "tokens": "token_grid", "latents": "latent_shape"}.get(kind, "token_grid")
+        grid = manifest.get(row)
         shapes = {kind: tuple(grid) if grid else None, "actions": spec.shape, "episodes": ()}
         return cls(Path(root), kind, shapes, manifest.get("codebook_size"), spec, repair_hint(root, manifest))
 
@@ -85,7 +87,7 @@ class Layout:
 def repair_hint(root: str | Path, manifest: dict[str, Any]) -> str:
     """How to remake a damaged file of this dataset, from what made it."""
     source = manifest.get("source", {})
-    if manifest.get("kind") == "tokens":
+    if manifest.get("kind") in ("tokens", "latents"):
         return f"delete {root} and rerun the same `python -m vqvae.tokenize` command"
     if "importer" in source:
         return f"delete {root} and rerun the same `python -m preprocess.import_videos` command"

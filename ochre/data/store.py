@@ -2,7 +2,8 @@
 
 A dataset folder holds `manifest.json` and, per shard, three `.npy` files:
 
-    shard_00000.frames.npy    (n, H, W, 3) uint8     (token datasets: .tokens.npy (n, h, w) uint16)
+    shard_00000.frames.npy    (n, H, W, 3) uint8     (token datasets: .tokens.npy (n, h, w) uint16;
+                                                      latent datasets: .latents.npy (n, C, h, w) float16)
     shard_00000.actions.npy   (n, ...) int64         action taken at that frame (frame t -> t+1)
     shard_00000.episodes.npy  (n,) int64             episode id of each row
 
@@ -74,7 +75,8 @@ def _shard_entry_problem(shard: Any, kind: str) -> str | None:
 class DatasetWriter:
     """Append whole episodes; flush a shard once it holds `shard_frames` rows.
 
-    kind: "frames" (rows are (H, W, 3) uint8) or "tokens" (rows are (h, w) uint16).
+    kind: "frames" (rows are (H, W, 3) uint8), "tokens" (rows are (h, w) uint16) or "latents"
+    (rows are (C, h, w) float16, the manifest's `latent_shape`).
     """
 
     root: Path
@@ -171,7 +173,11 @@ class EpisodeDataset:
         self.manifest = read_manifest(self.path)
         self.kind: str = self.manifest["kind"]
         if expect_kind and self.kind != expect_kind:
-            hint = "run `python -m vqvae.tokenize` first" if expect_kind == "tokens" else "pass a frame dataset"
+            hints = {
+                "tokens": "run `python -m vqvae.tokenize` first",
+                "latents": "run `python -m vqvae.tokenize` with a tokenizer trained with model.quantizer=continuous",
+            }
+            hint = hints.get(expect_kind, "pass a frame dataset")
             raise OchreError(f"{self.path}: this is a '{self.kind}' dataset but '{expect_kind}' is needed ({hint})")
         self.action_spec: ActionSpec = action_spec_from_dict(self.manifest["action_schema"])
         layout = Layout.from_manifest(self.path, self.manifest)
