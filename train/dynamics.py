@@ -9,6 +9,12 @@ pixel_world.pt for `python -m train.evaluate --baseline`):
 
 python -m train.dynamics --config configs/coinrun/pixel_film.yaml data.path=data/coinrun_train
 
+`latent_gru` (the deterministic latent predictor) and `latent_flow` (the rectified-flow
+world) train on a latent dataset (`vqvae.tokenize` with a continuous tokenizer) and
+write world.pt, which `ochre.WorldModel` plays like a token world:
+
+python -m train.dynamics --config configs/coinrun/latent_flow.yaml data.path=data/coinrun_play_latents
+
 Data-parallel (PyTorch DDP, convgru) over several GPUs: torchrun starts one process
 per GPU, each takes train.batch_size windows per step (one step sees batch_size x
 processes), gradients are averaged and rank 0 alone writes the run folder:
@@ -24,7 +30,7 @@ torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d --rdzv_
 On CPU the processes use gloo (set OMP_NUM_THREADS, or train.threads, per process);
 train.dist_backend overrides the backend. train.resume continues a run on any number
 of processes: ranks the saved run had go on with their random streams, new ranks start
-fresh ones. model.type=pixel_film trains in one process only.
+fresh ones. model.type=pixel_film, latent_gru and latent_flow train in one process only.
 """
 
 from __future__ import annotations
@@ -33,9 +39,16 @@ from ochre.config import load_config, peek, preset_args
 from ochre.errors import ConfigError, cli_entry
 from ochre.training.dynamics import train_dynamics
 from ochre.training.dynamics_config import DynamicsTrainConfig
+from ochre.training.latent_config import LatentFlowTrainConfig, LatentGRUTrainConfig
+from ochre.training.latent_dynamics import train_latent_dynamics
 from ochre.training.pixel_film import PixelFiLMTrainConfig, train_pixel_film
 
-MODEL_TYPES = {"convgru": (DynamicsTrainConfig, train_dynamics), "pixel_film": (PixelFiLMTrainConfig, train_pixel_film)}
+MODEL_TYPES = {
+    "convgru": (DynamicsTrainConfig, train_dynamics),
+    "pixel_film": (PixelFiLMTrainConfig, train_pixel_film),
+    "latent_gru": (LatentGRUTrainConfig, train_latent_dynamics),
+    "latent_flow": (LatentFlowTrainConfig, train_latent_dynamics),
+}
 
 
 @cli_entry
