@@ -157,6 +157,9 @@ class PlayController:
         ms = s.timing.model_ms + s.timing.decode_ms if s.timing else 0.0
         action = "-" if s.action is None else describe_action(self.spec, s.action)
         sampling = "greedy" if self.greedy else f"sample T={self.temperature:.2f}"
+        wm = self.session.wm
+        if wm.flow_steps is not None:  # a flow world: its sampler's Euler steps and guidance
+            sampling += f"   flow {wm.flow_steps} steps, guidance {wm.guidance:g}"
         lines = [f"{fps:4.1f} fps   model {ms:4.1f} ms/frame   step {s.steps}", f"action {action}", sampling]
         if s.psnr is not None:
             lines.append(f"real vs learned {s.psnr:4.1f} dB PSNR (F5 re-sync)")

@@ -6,6 +6,13 @@
     video = wm.rollout(seed_b, seed_actions_b, future_actions_b)   # (B, N, H, W, 3) uint8
 
 State is an immutable value on the model's device: keep an old one to rewind or branch.
+
+One world checkpoint (`ochre-world`) holds a token world (the ConvGRU/FiLM token
+dynamics, `model.type: convgru`) or a latent world (`latent_gru`, the deterministic
+latent predictor, or `latent_flow`, the rectified-flow world, over a continuous
+tokenizer's latents); `load` reads the type from the dynamics config and returns a
+`WorldModel` or a `LatentWorldModel`, which keep the same contract. A flow world samples
+with `wm.flow_steps` Euler steps and guidance `wm.guidance` (None in other worlds).
 """
 
 from __future__ import annotations
@@ -23,13 +30,20 @@ from ochre.device import resolve_device
 from ochre.errors import OchreError
 from ochre.frames import to_model, to_uint8
 from ochre.models.dynamics import Dynamics, DynamicsConfig, DynamicsState
+from ochre.models.flow import FlowSampling
+from ochre.models.latent_flow import LatentFlow, LatentFlowConfig
+from ochre.models.latent_gru import LatentGRU, LatentGRUConfig
+from ochre.models.latent_space import warm_up as warm_up_latents
 from ochre.models.tokenizer import Tokenizer
-from ochre.sampling import Sampling, rollout_tokens, sample_tokens, warm_up
+from ochre.sampling import Sampling, sample_tokens, warm_up
+
+LATENT_MODELS = {"latent_gru": (LatentGRUConfig, LatentGRU), "latent_flow": (LatentFlowConfig, LatentFlow)}
 
 
 @dataclass(frozen=True)
 class WorldState:
-    """Dynamics state (hidden maps + step count) and the latest frame's tokens (B, h, w), on device."""
+    """Dynamics state (hidden maps + step count) and the latest frame's codes, on device: its tokens (B, h, w) in
+    a token world, its normalised latent (B, C, h, w) in a latent world."""
 
     dynamics: DynamicsState
     tokens: torch.Tensor
@@ -43,10 +57,12 @@ class WorldState:
 
 
 class WorldModel:
+    """A token world; `WorldModel.load` returns a `LatentWorldModel` for a latent world's checkpoint."""
+
     def __init__(
         self,
         tokenizer: Tokenizer,
-        dynamics: Dynamics,
+        dynamics: Dynamics | LatentGRU | LatentFlow,
         action_spec: ActionSpec,
         device: torch.device,
         info: dict[str, Any] | None = None,
@@ -62,26 +78,24 @@ class WorldModel:
         self.sampling: Sampling = "greedy"
         self.temperature = 1.0
         self.top_k: int | None = None
+        self.flow_steps: int | None = None  # flow worlds: Euler steps per frame
+        self.guidance: float | None = None  # flow worlds: classifier-free guidance scale on the action
         self.generator = torch.Generator(device=device)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> WorldModel:
         payload = load_checkpoint(path, "ochre-world")
+        config = payload["dynamics"]["config"]
+        if isinstance(config, dict) and config.get("type") in LATENT_MODELS:
+            return LatentWorldModel.from_payload(payload, path, device)
         tokenizer = build_tokenizer(payload["tokenizer"], path)
-        dynamics = Dynamics(config_from(DynamicsConfig, payload["dynamics"]["config"], path, "dynamics.config"))
+        dynamics = Dynamics(config_from(DynamicsConfig, config, path, "dynamics.config"))
         load_weights(dynamics, payload["dynamics"]["state_dict"], path, "dynamics")
         sizes = {"dynamics": dynamics.cfg.codebook_size, "tokenizer": tokenizer.codebook_size, "world": payload["codebook_size"]}
         if len(set(sizes.values())) > 1:
             raise OchreError(f"{path}: codebook sizes disagree ({', '.join(f'{k} {v}' for k, v in sizes.items())})")
-        spec = action_spec_from_dict(payload["action_schema"])
-        factors = list(spec.factors) if spec.kind != "discrete" else [spec.n]
-        if dynamics.cfg.factors != factors:
-            raise OchreError(
-                f"{path}: the dynamics model takes actions {dynamics.cfg.factors} but the action schema "
-                f"'{spec.name}' gives {factors}"
-            )
-        info = {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload}
-        return cls(tokenizer, dynamics, spec, resolve_device(device), info)
+        spec = checked_action_spec(payload, dynamics.cfg.factors, path)
+        return cls(tokenizer, dynamics, spec, resolve_device(device), world_info(payload))
 
     # -- frames <-> tokens -------------------------------------------------
     @torch.inference_mode()
@@ -114,9 +128,9 @@ class WorldModel:
         want = (k - 1, *self.action_spec.shape)
         if seed_actions.shape != want:
             raise OchreError(f"seed actions must have shape {want} for {k} seed frames, got {seed_actions.shape}")
-        tokens = self.encode(seed_frames)[None]
+        codes = self.encode(seed_frames)[None]
         actions = torch.as_tensor(seed_actions, device=self.device)[None]
-        return WorldState(warm_up(self.dynamics, tokens, actions), tokens[:, -1])
+        return WorldState(self._warm_up(codes, actions), codes[:, -1])
 
     @torch.inference_mode()
     def step(self, state: WorldState, action: int) -> tuple[np.ndarray, WorldState]:
@@ -126,11 +140,9 @@ class WorldModel:
 
     @torch.inference_mode()
     def advance(self, state: WorldState, action: int) -> WorldState:
-        """`step` without decoding: the next state, whose tokens are the predicted frame."""
+        """`step` without decoding: the next state, whose codes are the predicted frame."""
         action_t = torch.as_tensor(self.action_spec.validate([action], "action"), device=self.device)
-        dyn, logits = self.dynamics.step(state.dynamics, state.tokens, action_t)
-        tokens = sample_tokens(logits, self.sampling, self.temperature, self.top_k, self.generator)
-        return WorldState(dyn, tokens)
+        return self._next(state, action_t, self.sampling, self.temperature, self.top_k, self.generator)
 
     # -- batched open-loop generation --------------------------------------
     @torch.inference_mode()
@@ -159,17 +171,32 @@ class WorldModel:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        tokens = rollout_tokens(
-            self.dynamics,
-            self.encode(seed_frames),
-            torch.as_tensor(seed_actions, device=self.device),
-            torch.as_tensor(future_actions, device=self.device),
-            sampling,
-            temperature,
-            top_k,
-            generator,
-        )
-        return self.decode(tokens)
+        codes = self.encode(seed_frames)
+        state = WorldState(self._warm_up(codes, torch.as_tensor(seed_actions, device=self.device)), codes[:, -1])
+        future = torch.as_tensor(future_actions, device=self.device)
+        out = []
+        for j in range(future.shape[1]):
+            state = self._next(state, future[:, j], sampling, temperature, top_k, generator)
+            out.append(state.tokens)
+        return self.decode(torch.stack(out, 1))
+
+    # -- what a kind of world does -----------------------------------------
+    def _warm_up(self, codes: torch.Tensor, actions: torch.Tensor) -> DynamicsState:
+        """Seed codes (B, K, ...) and their actions (B, K-1, ...) -> the state after seed frames 0..K-2."""
+        return warm_up(self.dynamics, codes, actions)
+
+    def _next(
+        self,
+        state: WorldState,
+        action: torch.Tensor,
+        sampling: Sampling,
+        temperature: float,
+        top_k: int | None,
+        generator: torch.Generator | None,
+    ) -> WorldState:
+        """One predicted frame: the state after applying `action` (B,) or (B, F) to the latest frame."""
+        dynamics, logits = self.dynamics.step(state.dynamics, state.tokens, action)
+        return WorldState(dynamics, sample_tokens(logits, sampling, temperature, top_k, generator))
 
     def _check_frames(self, frames: np.ndarray, what: str) -> np.ndarray:
         frames = np.asarray(frames)
@@ -178,3 +205,95 @@ class WorldModel:
         if frames.ndim < 3 or tuple(frames.shape[-3:]) != self.frame_shape:
             raise OchreError(f"{what} must end in {self.frame_shape} (H, W, 3) for this world, got shape {frames.shape}")
         return frames
+
+
+class LatentWorldModel(WorldModel):
+    """A latent world: frames <-> the continuous tokenizer's latents (normalised as the model takes them), a latent
+    model between them. The codes in `WorldState.tokens` and from `encode` are (..., C, h, w) float latents.
+
+    Sampling: "greedy" starts each flow sample from zero noise (deterministic), "sample" from Gaussian noise of
+    std `temperature`, with `flow_steps` Euler steps and classifier-free guidance `guidance` (the model config's
+    unless changed). top_k does not apply. The bridge (latent_gru) predicts deterministically and ignores them all.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        dynamics: LatentGRU | LatentFlow,
+        action_spec: ActionSpec,
+        device: torch.device,
+        info: dict[str, Any] | None = None,
+    ):
+        super().__init__(tokenizer, dynamics, action_spec, device, info)
+        if isinstance(dynamics, LatentFlow):
+            self.flow_steps, self.guidance = dynamics.cfg.flow_steps, dynamics.cfg.guidance
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | Path, device: str = "auto") -> LatentWorldModel:
+        """The latent world in a loaded `ochre-world` checkpoint whose dynamics config names a latent model type."""
+        tokenizer = build_tokenizer(payload["tokenizer"], path)
+        config_cls, model_cls = LATENT_MODELS[payload["dynamics"]["config"]["type"]]
+        model = model_cls(config_from(config_cls, payload["dynamics"]["config"], path, "dynamics.config"))
+        load_weights(model, payload["dynamics"]["state_dict"], path, "dynamics")
+        shape = [model.cfg.latent_channels, *model.cfg.latent_grid]
+        if not tokenizer.cfg.continuous or shape != [tokenizer.cfg.latent_channels, *tokenizer.cfg.token_grid]:
+            made = f"{tokenizer.cfg.quantizer} codes" if not tokenizer.cfg.continuous else "other latents"
+            raise OchreError(f"{path}: the {model.cfg.type} model takes latents {shape} but its tokenizer makes {made}")
+        spec = checked_action_spec(payload, model.cfg.factors, path)
+        return cls(tokenizer, model, spec, resolve_device(device), world_info(payload))
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """(..., H, W, 3) uint8 -> (..., C, h, w) normalised float latents on the model's device."""
+        frames = self._check_frames(frames, "frames")
+        lead = frames.shape[:-3]
+        z = self.tokenizer.encode_latents(to_model(frames.reshape(-1, *self.frame_shape), self.device))
+        return self.dynamics.norm.normalize(z).view(*lead, *z.shape[1:])
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """(..., C, h, w) normalised latents -> (..., H, W, 3) uint8."""
+        z = torch.as_tensor(latents, device=self.device, dtype=torch.float32)
+        lead = z.shape[:-3]
+        frames = self.tokenizer.decode_codes(self.dynamics.norm.denormalize(z.reshape(-1, *z.shape[-3:])))
+        return to_uint8(frames).reshape(*lead, *self.frame_shape)
+
+    def _warm_up(self, codes: torch.Tensor, actions: torch.Tensor) -> DynamicsState:
+        return warm_up_latents(self.dynamics, codes, actions)
+
+    def _next(
+        self,
+        state: WorldState,
+        action: torch.Tensor,
+        sampling: Sampling,
+        temperature: float,
+        top_k: int | None,
+        generator: torch.Generator | None,
+    ) -> WorldState:
+        dynamics, z = self.dynamics.step(
+            state.dynamics, state.tokens, action, self._flow_sampling(sampling, temperature), generator
+        )
+        return WorldState(dynamics, z)
+
+    def _flow_sampling(self, sampling: Sampling, temperature: float) -> FlowSampling | None:
+        """The flow sampler's settings (None for the bridge); noise std `temperature` when sampling, else 0."""
+        if self.flow_steps is None:
+            return None
+        guidance = 1.0 if self.guidance is None else self.guidance
+        try:
+            return FlowSampling(self.flow_steps, guidance, temperature if sampling == "sample" else 0.0)
+        except ValueError as err:
+            raise OchreError(f"flow sampling: {err}") from None
+
+
+def checked_action_spec(payload: dict[str, Any], factors: list[int], path: str | Path) -> ActionSpec:
+    """The checkpoint's action schema, once known to give the actions (`factors`) its dynamics model takes."""
+    spec = action_spec_from_dict(payload["action_schema"])
+    given = list(spec.factors) if spec.kind != "discrete" else [spec.n]
+    if factors != given:
+        raise OchreError(f"{path}: the dynamics model takes actions {factors} but the action schema '{spec.name}' gives {given}")
+    return spec
+
+
+def world_info(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload}
