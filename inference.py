@@ -6,6 +6,10 @@
 Writes DIR/frames.npz (`frames` (N,H,W,3) or (B,N,H,W,3) uint8), DIR/video.mp4 and
 DIR/video.gif; with --gt, also DIR/comparison.mp4 (truth | prediction), DIR/metrics.csv
 (per-horizon MSE/PSNR/SSIM) and DIR/horizon.png.
+
+A flow world (model.type latent_flow) samples each frame with --flow-steps Euler steps and
+--guidance; --sampling sample starts from noise of std --temperature (greedy: from zero
+noise), and --samples N draws N futures per seed (frames.npz `samples`, side by side).
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ import torch
 from tqdm import tqdm
 
 from ochre import WorldModel
+from ochre.cli import (
+    ArgumentParser,
+    input_file,
+    input_path,
+    known_device,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    writable_dir,
+)
 from ochre.errors import OchreError, cli_entry
 from ochre.frames import to_unit
 from ochre.inputs import load_actions, load_seed
@@ -28,24 +43,41 @@ from ochre.metrics import mse, psnr_from_mse, ssim
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="world checkpoint (.pt)")
-    p.add_argument("--seed-frames", required=True, help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=input_file, required=True, help="world checkpoint (.pt)")
+    p.add_argument(
+        "--seed-frames",
+        type=input_path,
+        required=True,
+        help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder",
+    )
     p.add_argument(
         "--actions",
+        type=input_path,
         required=True,
         help=".npy, .json or .csv of future actions (N,) or (B,N); first person (N,10) or (B,N,10), csv one step per row",
     )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=None, help="frames to generate (default: all actions)")
+    p.add_argument("--out", type=writable_dir, required=True, help="output folder")
+    p.add_argument("--steps", type=positive_int, default=None, help="frames to generate (default: all actions)")
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely codes")
-    p.add_argument("--samples", type=int, default=1, help="futures per seed (side by side in the video)")
-    p.add_argument("--gt", default=None, help="ground-truth future frames (.npz/.mp4/PNG folder) to compare against")
-    p.add_argument("--fps", type=float, default=None, help="video fps (default: the world's)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--seed", type=int, default=0, help="random seed for sampling")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (> 0)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely codes (default: all)")
+    p.add_argument("--samples", type=positive_int, default=1, help="futures per seed (side by side in the video)")
+    p.add_argument(
+        "--flow-steps", type=positive_int, default=None, help="flow worlds: Euler steps per frame (default: the world's)"
+    )
+    p.add_argument(
+        "--guidance",
+        type=nonneg_float,
+        default=None,
+        help="flow worlds: classifier-free guidance scale on the action (default: the world's; 1 = conditional only)",
+    )
+    p.add_argument(
+        "--gt", type=input_path, default=None, help="ground-truth future frames (.npz/.mp4/PNG folder) to compare against"
+    )
+    p.add_argument("--fps", type=positive_float, default=None, help="video fps (default: the world's)")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed for sampling")
     return p.parse_args(argv)
 
 
@@ -62,6 +94,8 @@ def prepare_inputs(
     batched = frames.ndim == 5
     frames = frames if batched else frames[None]
     b, k = frames.shape[:2]
+    if b < 1 or k < 1:
+        raise OchreError(f"{seed_path}: holds no seed frames (shape {frames.shape}); a seed needs at least one frame")
     if tuple(frames.shape[2:]) != wm.frame_shape:
         raise OchreError(f"{seed_path}: frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
     if seed_actions is None:
@@ -150,12 +184,21 @@ def plot_horizon(path: Path, rows: list[dict[str, float]]) -> None:
     plt.close(fig)
 
 
+def set_flow_sampling(wm: WorldModel, steps: int | None, guidance: float | None) -> None:
+    """--flow-steps and --guidance onto a flow world; other worlds say in one line that they ignore them."""
+    given = [flag for flag, value in (("--flow-steps", steps), ("--guidance", guidance)) if value is not None]
+    if given and wm.flow_steps is None:
+        print(f"note: {' and '.join(given)} apply to flow worlds only; this world has no flow sampler and ignores them")
+        return
+    wm.flow_steps = steps if steps is not None else wm.flow_steps
+    wm.guidance = guidance if guidance is not None else wm.guidance
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.samples < 1:
-        raise OchreError("--samples must be at least 1")
     wm = WorldModel.load(args.checkpoint, device=args.device)
+    set_flow_sampling(wm, args.flow_steps, args.guidance)
     seed, seed_actions, actions, batched = prepare_inputs(wm, args.seed_frames, args.actions, args.steps)
     gt = load_ground_truth(args.gt, (*actions.shape[:2], *wm.frame_shape)) if args.gt else None
     torch.manual_seed(args.seed)

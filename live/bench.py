@@ -30,7 +30,17 @@ from live.bindings import Bindings
 from live.controller import PlayController
 from live.timing import percentiles
 from live.window import Window, WindowSettings
-from ochre.errors import OchreError, cli_entry
+from ochre.cli import (
+    ArgumentParser,
+    input_file,
+    input_path,
+    known_device,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    writable_file,
+)
+from ochre.errors import cli_entry
 from ochre.io import write_json
 
 TARGETS = {"step_p50_ms": 16.0, "step_p99_ms": 33.0, "latency_frames": 2}
@@ -119,24 +129,22 @@ def markdown_row(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="checkpoints/coinrun.pt", help="world checkpoint")
-    p.add_argument("--seed-frames", default=None, help="seed frames (default: assets/<world>/seed.npz)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--frames", type=int, default=600, help="display frames to play")
-    p.add_argument("--fps", type=float, default=60.0, help="display rate to hold (the 60 fps target by default)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed model steps first")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads for the model (0: all cores but one)")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=input_file, default="checkpoints/coinrun.pt", help="world checkpoint")
+    p.add_argument("--seed-frames", type=input_path, default=None, help="seed frames (default: assets/<world>/seed.npz)")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
+    p.add_argument("--frames", type=positive_int, default=600, help="display frames to play")
+    p.add_argument("--fps", type=positive_float, default=60.0, help="display rate to hold (the 60 fps target by default)")
+    p.add_argument("--warmup", type=nonneg_int, default=20, help="untimed model steps first")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads for the model (0: all cores but one)")
     p.add_argument("--visible", action="store_true", help="open a real window instead of SDL's dummy driver")
-    p.add_argument("--out", default="runs/bench_live.json", help="JSON file for the figures")
+    p.add_argument("--out", type=writable_file, default="runs/bench_live.json", help="JSON file for the figures")
     return p.parse_args(argv)
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.frames < 1 or args.fps <= 0:
-        raise OchreError("--frames must be at least 1 and --fps positive")
     if not args.visible:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
     from live.app import load_world, open_session, set_threads

@@ -21,64 +21,65 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ochre.cli import (
+    ArgumentParser,
+    input_file,
+    input_path,
+    known_device,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    writable_dir,
+)
 from ochre.config import parse_overrides
-from ochre.errors import OchreError, cli_entry
+from ochre.errors import cli_entry
 
 if TYPE_CHECKING:
     from live.controller import PlayController
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="checkpoints/coinrun.pt", help="world checkpoint")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=input_file, default="checkpoints/coinrun.pt", help="world checkpoint")
     p.add_argument(
         "--seed-frames",
+        type=input_path,
         default=None,
         help="seed .npz / .mp4 / PNG folder (default: assets/<world>/seed.npz; --ghost seeds from the game)",
     )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling (G toggles)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (+/- change it)")
-    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely codes")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads for the model (0: all cores but one)")
-    p.add_argument("--rewind-seconds", type=float, default=10.0, help="how far back Backspace can rewind")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (+/- change it)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely codes (default: all)")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads for the model (0: all cores but one)")
+    p.add_argument("--rewind-seconds", type=nonneg_float, default=10.0, help="how far back Backspace can rewind")
     w = p.add_argument_group("window")
-    w.add_argument("--scale", type=int, default=8, help="window pixels per frame pixel")
+    w.add_argument("--scale", type=positive_int, default=8, help="window pixels per frame pixel")
     w.add_argument("--smooth", action="store_true", help="smooth upscaling instead of whole pixels")
     w.add_argument("--no-hud", action="store_true", help="start with the HUD hidden (H toggles it)")
-    w.add_argument("--fps", type=float, default=None, help="display rate (default: the world's)")
-    w.add_argument("--sensitivity", type=float, default=0.15, help="mouse look: degrees per pixel of mouse motion")
+    w.add_argument("--fps", type=positive_float, default=None, help="display rate (default: the world's)")
+    w.add_argument("--sensitivity", type=positive_float, default=0.15, help="mouse look: degrees per pixel of mouse motion")
     w.add_argument("--invert-mouse", action="store_true", help="moving the mouse up looks down")
     w.add_argument("--record", action="store_true", help="start recording at once (F9 toggles)")
-    w.add_argument("--record-dir", default="runs/live", help="where recordings and screenshots go")
-    w.add_argument("--keys", default=None, metavar="FILE", help="YAML of key name -> action, over the default keys")
+    w.add_argument("--record-dir", type=writable_dir, default="runs/live", help="where recordings and screenshots go")
+    w.add_argument(
+        "--keys", type=input_file, default=None, metavar="FILE", help="YAML of key name -> action, over the default keys"
+    )
     g = p.add_argument_group("ghost mode")
     g.add_argument("--ghost", action="store_true", help="run the real game beside the learned world, same input")
     g.add_argument("--world", default=None, help="the real game for --ghost (default: the checkpoint's world)")
     g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="real game setting (repeatable)")
-    g.add_argument("--context", type=int, default=4, help="real frames the world is seeded with (--seed-frames is not used)")
+    g.add_argument(
+        "--context", type=positive_int, default=4, help="real frames the world is seeded with (--seed-frames is not used)"
+    )
     h = p.add_argument_group("headless")
     h.add_argument("--headless", action="store_true", help="no window: a policy plays; writes play.mp4 + timings.csv")
-    h.add_argument("--frames", type=int, default=300, help="frames to play headless")
+    h.add_argument("--frames", type=positive_int, default=300, help="frames to play headless")
     h.add_argument("--policy", nargs="+", default=["random"], metavar="random|script FILE", help="who plays headless")
-    h.add_argument("--out", default="runs/play", help="output folder for headless mode")
-    h.add_argument("--seed", type=int, default=0, help="seed for the random policy and the real game")
+    h.add_argument("--out", type=writable_dir, default="runs/play", help="output folder for headless mode")
+    h.add_argument("--seed", type=nonneg_int, default=0, help="seed for the random policy and the real game")
     return p.parse_args(argv)
-
-
-def check_args(args: argparse.Namespace) -> None:
-    if args.frames < 1:
-        raise OchreError(f"--frames must be at least 1, got {args.frames}")
-    if args.scale < 1:
-        raise OchreError(f"--scale must be at least 1, got {args.scale}")
-    if args.fps is not None and args.fps <= 0:
-        raise OchreError(f"--fps must be positive, got {args.fps}")
-    if args.temperature <= 0:
-        raise OchreError(f"--temperature must be positive, got {args.temperature}")
-    if args.context < 1:
-        raise OchreError(f"--context must be at least 1 frame, got {args.context}")
-    if args.rewind_seconds < 0:
-        raise OchreError(f"--rewind-seconds must be 0 or more, got {args.rewind_seconds}")
 
 
 def headless_command(args: argparse.Namespace) -> str:
@@ -88,7 +89,6 @@ def headless_command(args: argparse.Namespace) -> str:
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    check_args(args)
     from live.window import require_display
 
     if not args.headless:
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     set_threads(args.threads)
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
     policy = make_policy(args.policy, wm.action_spec, args.seed) if args.headless else None
-    bindings = None if args.headless else window_bindings(wm.action_spec, args.keys)
+    keys = window_bindings(wm.action_spec, args.keys) if args.keys or not args.headless else None  # checked headless too
+    bindings = None if args.headless else keys
     ghost = None
     if args.ghost:  # the real game seeds the world: no seed file needed
         world = args.world or wm.info.get("world", "")

@@ -26,6 +26,7 @@ import pygame
 from live.bindings import Bindings, describe_action, window_bindings
 from live.headless import Policy, make_policy
 from live.timing import FrameTiming
+from ochre.cli import ArgumentParser, input_file, nonneg_int, positive_float, positive_int, writable_dir
 from ochre.config import parse_overrides
 from ochre.data.store import MANIFEST, DatasetWriter, read_manifest
 from ochre.envs.base import Env
@@ -146,20 +147,22 @@ def open_writer(out: Path, world: str, env: Env, settings: Any) -> DatasetWriter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--world", required=True, help=f"the game to play: {WORLDS_HELP}")
-    p.add_argument("--out", required=True, help="dataset folder (new, or one of the same world to add to)")
+    p.add_argument("--out", type=writable_dir, required=True, help="dataset folder (new, or one of the same world to add to)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="world setting (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (each new one adds 1)")
-    p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: when you quit)")
-    p.add_argument("--scale", type=int, default=8, help="window pixels per frame pixel")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the first episode (each new one adds 1)")
+    p.add_argument("--episodes", type=nonneg_int, default=0, help="stop after this many episodes (0: when you quit)")
+    p.add_argument("--scale", type=positive_int, default=8, help="window pixels per frame pixel")
     p.add_argument("--smooth", action="store_true", help="smooth upscaling instead of whole pixels")
-    p.add_argument("--fps", type=float, default=None, help="game speed (default: the world's)")
-    p.add_argument("--sensitivity", type=float, default=0.15, help="mouse look: degrees per pixel of mouse motion")
+    p.add_argument("--fps", type=positive_float, default=None, help="game speed (default: the world's)")
+    p.add_argument("--sensitivity", type=positive_float, default=0.15, help="mouse look: degrees per pixel of mouse motion")
     p.add_argument("--invert-mouse", action="store_true", help="moving the mouse up looks down")
-    p.add_argument("--keys", default=None, metavar="FILE", help="YAML of key name -> action, over the default keys")
+    p.add_argument(
+        "--keys", type=input_file, default=None, metavar="FILE", help="YAML of key name -> action, over the default keys"
+    )
     p.add_argument("--headless", action="store_true", help="no window: a policy plays (for tests and scripted data)")
-    p.add_argument("--frames", type=int, default=300, help="frames to play headless")
+    p.add_argument("--frames", type=positive_int, default=300, help="frames to play headless")
     p.add_argument("--policy", nargs="+", default=["random"], metavar="random|script FILE", help="who plays headless")
     return p.parse_args(argv)
 

@@ -3,23 +3,232 @@
     cfg = load_config(DynamicsTrainConfig, "configs/coinrun/dynamics.yaml", ["train.max_steps=5"])
 
 Configs are plain dataclasses that live next to the code they configure. Loading
-validates every key: an unknown key, a wrong type or a bad value raises
-`ConfigError` naming the dotted key and what it accepts.
+validates every key: an unknown key, a wrong type, a number that is not finite or
+out of its range (`RULES`, by field name, for every config class at once) raises
+`ConfigError` naming the dotted key, the value, what it accepts and an example, before
+any run folder is made.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import math
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 
+from ochre.cli import ArgumentParser, device_problem, folder_problem, input_file, special_file
 from ochre.errors import ConfigError
 
 C = TypeVar("C")
+
+
+class Rule(Protocol):
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value`, as "must ..." / "needs ..." (None when it is allowed)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Numbers a field accepts: from `low` (excluded when `low_open`) up to `high` (excluded when `high_open`);
+    `zero`, when set, says what 0 means and lets it through (an "off" value below the range)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    zero: str = ""
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or (self.zero and value == 0):
+            return None
+        above = self.low is None or value > self.low or (value == self.low and not self.low_open)
+        below = self.high is None or value < self.high or (value == self.high and not self.high_open)
+        return None if above and below else f"must be {'an integer' if isinstance(value, int) else 'a number'} {self}"
+
+    def __str__(self) -> str:
+        if self.high is None:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return f"{text}, or 0 ({self.zero})" if self.zero else text
+
+
+class Unchecked:
+    """No rule: any value of the field's type."""
+
+    def problem(self, value: Any) -> str | None:
+        return None
+
+
+class Device:
+    """A torch device that this machine has: auto, cpu, cuda, cuda:N or mps."""
+
+    def problem(self, value: Any) -> str | None:
+        return device_problem(value)
+
+
+class Folder:
+    """An output folder that exists or can be made, and can be written."""
+
+    def problem(self, value: Any) -> str | None:
+        reason = folder_problem(value) if isinstance(value, str) else None
+        return f"must be a folder that can be made and written: {reason}" if reason else None
+
+
+ANY = Unchecked()
+
+
+class ExistingFile:
+    """A file there to read, or "" for none."""
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, str) or not value or Path(value).is_file():
+            return None
+        found = "nothing is there" if not Path(value).exists() else f"it is {special_file(value) or 'a folder'}"
+        return f"must name a file to read, or be empty for none ({found})"
+
+
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_open=True)
+SHARE = Range(0, 1)
+
+# Allowed values by field name, for every config class (a dotted "section.field" entry wins over the field
+# name alone); list fields are checked item by item. Fields not named here take any value of their type.
+RULES: dict[str, Rule] = {
+    # training loops (ochre/training): steps, samples, rates
+    "max_steps": AT_LEAST_1,
+    "batch_size": AT_LEAST_1,
+    "checkpoint_every": AT_LEAST_1,
+    "warmup_steps": NON_NEGATIVE,
+    "threads": NON_NEGATIVE,  # 0 = torch's default
+    "seed": NON_NEGATIVE,
+    "lr": POSITIVE,
+    "disc_lr": POSITIVE,
+    "grad_clip": POSITIVE,
+    "device": Device(),
+    "seq_len": Range(2),  # a window needs a frame to predict from and one to predict
+    "context": NON_NEGATIVE,
+    "ar_max": SHARE,
+    "ar_start": NON_NEGATIVE,
+    "ar_end": NON_NEGATIVE,
+    "ar_len": NON_NEGATIVE,
+    "gumbel_tau": POSITIVE,
+    "token_noise": SHARE,
+    "pixel_samples": AT_LEAST_1,
+    "max_bad_steps": NON_NEGATIVE,
+    "hard_share": SHARE,
+    "hard_pool": Range(0, 1, low_open=True),
+    "hard_scan": AT_LEAST_1,
+    "val_context": AT_LEAST_1,
+    "val_horizon": AT_LEAST_1,
+    "val_windows": AT_LEAST_1,
+    "ball_windows": NON_NEGATIVE,
+    "play_windows": NON_NEGATIVE,
+    "adv_start": NON_NEGATIVE,
+    "detail_tau": NON_NEGATIVE,
+    "motion_tau": NON_NEGATIVE,
+    "motion_dilate": NON_NEGATIVE,
+    # data, logging, run folders
+    "val_every": Range(2, zero="no held-out episodes"),  # 1 would leave no training episodes
+    "log_every": AT_LEAST_1,
+    "sample_every": AT_LEAST_1,
+    "wandb_timeout": POSITIVE,
+    "run.dir": Folder(),
+    "resume": ExistingFile(),
+    "init_from": ExistingFile(),
+    "lpips_weights": ExistingFile(),
+    "tokenizer.path": ExistingFile(),
+    # models (ochre/models)
+    "codebook_size": NON_NEGATIVE,  # 0 = the token dataset's
+    "num_actions": NON_NEGATIVE,  # 0 = the dataset's
+    "action_factors": AT_LEAST_1,
+    "token_grid": AT_LEAST_1,
+    "frame_size": AT_LEAST_1,
+    "channels": AT_LEAST_1,
+    "fsq_levels": Range(2),
+    "embed_dim": AT_LEAST_1,
+    "hidden_dim": AT_LEAST_1,
+    "layers": AT_LEAST_1,
+    "action_dim": AT_LEAST_1,
+    "memory": NON_NEGATIVE,
+    "memory_pool": AT_LEAST_1,
+    "memory_heads": AT_LEAST_1,
+    "idm_span": NON_NEGATIVE,
+    "head_frames": Range(1, 2),
+    "camera_factors": NON_NEGATIVE,
+    "res_blocks": NON_NEGATIVE,
+    "encoder_res_blocks": Range(-1),  # -1 = res_blocks
+    "latent_channels": AT_LEAST_1,
+    "vq_codes": Range(2),
+    "vq_dim": AT_LEAST_1,
+    "vq_decay": Range(0, 1, high_open=True),
+    "vq_commitment": NON_NEGATIVE,
+    "vq_dead_threshold": NON_NEGATIVE,
+    "past_frames": AT_LEAST_1,
+    "future_frames": AT_LEAST_1,
+    "groups": AT_LEAST_1,
+    # worlds and generation (ochre/envs, ochre/data)
+    "frames": AT_LEAST_1,
+    "num_envs": AT_LEAST_1,
+    "shard_frames": AT_LEAST_1,
+    "max_episode_frames": NON_NEGATIVE,  # 0 = no limit
+    "frame_skip": AT_LEAST_1,
+    "episode_timeout": NON_NEGATIVE,  # 0 = none
+    "start_level": NON_NEGATIVE,
+    "num_levels": NON_NEGATIVE,  # 0 = unlimited
+    "fps": NON_NEGATIVE,  # 0 = the env's own
+    "box_bins": Range(3),
+    "hold_min": AT_LEAST_1,
+    "hold_max": AT_LEAST_1,
+    "jump_hold": AT_LEAST_1,
+}
+PATTERNS: dict[str, Rule] = {"*_weight": NON_NEGATIVE, "*_prob": SHARE, "*_probability": SHARE}
+
+
+def rule_for(key: str) -> Rule | None:
+    """The rule of dotted config key `key` ("train.batch_size", "dynamics.config.memory"), or None."""
+    parts = key.split(".")
+    for name in (".".join(parts[-2:]), parts[-1]):
+        if name in RULES:
+            return RULES[name]
+    return next((rule for pattern, rule in PATTERNS.items() if fnmatch.fnmatchcase(parts[-1], pattern)), None)
+
+
+def check_field(cls: type, prefix: str, name: str, value: Any) -> None:
+    """Raise `ConfigError` when `value` of field `name` breaks its rule: one line with the key, the value, the range
+    and a fix (the field's default, when that passes)."""
+    key = f"{prefix}{name}"
+    rule = rule_for(key) or ANY
+    for i, item in enumerate(value) if isinstance(value, list | tuple) else [(None, value)]:
+        problem = "must be a finite number" if isinstance(item, float) and not math.isfinite(item) else rule.problem(item)
+        if problem:
+            where = key if i is None else f"{key}[{i}]"
+            example = _default(cls, name)
+            good = example not in (None, "") and not any(
+                rule.problem(v) for v in (example if isinstance(example, list | tuple) else [example])
+            )
+            fix = f"; set it, e.g. {key}={_yaml_scalar(example)}" if good else ""
+            raise ConfigError(f"config key '{where}' {problem} (got {item!r}){fix}")
+
+
+def _default(cls: type, name: str) -> Any:
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(_plain(value), default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
@@ -32,6 +241,8 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
         if key not in names:
             raise ConfigError(f"unknown config key '{prefix}{key}' (known keys here: {', '.join(names)})")
     kwargs = {k: _coerce(hints[k], v, f"{prefix}{k}") for k, v in data.items()}
+    for k, v in kwargs.items():
+        check_field(cls, prefix, k, v)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
@@ -84,7 +295,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.sub=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({' '.join(str(err).split())})") from None
         node = tree
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -109,11 +323,12 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        found = "is a folder" if path.is_dir() else f"is {special_file(path)}" if special_file(path) else "not found"
+        raise ConfigError(f"{path}: config file {found}; give a YAML preset with --config")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of config sections")
     return data
@@ -132,10 +347,8 @@ def load_config(cls: type[C], preset: str | Path | None, overrides: list[str] | 
 
 def preset_args(default_preset: str, argv: list[str] | None, doc: str | None) -> tuple[str, list[str]]:
     """The shared CLI of every trainer: `--config PRESET key.sub=value ...` -> (preset, overrides)."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=default_preset, help="YAML preset")
+    p = ArgumentParser(description=doc)
+    p.add_argument("--config", type=input_file, default=default_preset, help="YAML preset")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=5")
     args = p.parse_args(argv)
     return args.config, args.overrides

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ochre.cli import ArgumentParser, positive_float, positive_int, writable_file
 from ochre.data.generate import GenerateJob, generate
 from ochre.data.policies import ExplorationPolicy, PolicyConfig
 from ochre.envs.worlds import default_num_envs, make_vec_env, world_settings
@@ -57,12 +58,12 @@ def end_to_end_rate(world: str, num_envs: int, workers: int, frames: int, scratc
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--worlds", nargs="+", default=["coinrun", "doom", "pong"])
-    p.add_argument("--workers", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--num-envs", type=int, default=0, help="envs per worker (default: 16 for procgen, 1 otherwise)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of each end-to-end run per worker")
-    p.add_argument("--out", default="runs/bench_data.json", help="where to write the results (JSON)")
+    p.add_argument("--workers", nargs="+", type=positive_int, default=[1, 2])
+    p.add_argument("--num-envs", type=positive_int, default=None, help="envs per worker (default: 16 for procgen, 1 otherwise)")
+    p.add_argument("--seconds", type=positive_float, default=10.0, help="length of each end-to-end run per worker")
+    p.add_argument("--out", type=writable_file, default="runs/bench_data.json", help="where to write the results (JSON)")
     return p.parse_args(argv)
 
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ochre_bench_") as tmp:
         for world in args.worlds:
-            num_envs = args.num_envs or default_num_envs(world)
+            num_envs = args.num_envs if args.num_envs is not None else default_num_envs(world)
             raw = raw_rate(world, num_envs, seconds=3.0)
             for workers in args.workers:
                 frames = int(raw * args.seconds * workers)

@@ -10,11 +10,10 @@ override that starts the dynamics model's camera warp from them.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from ochre.actions import FirstPersonActionSpec
+from ochre.cli import ArgumentParser, input_path, int_range, positive_int
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
 from ochre.world_checks import camera_gain
@@ -22,10 +21,10 @@ from ochre.world_checks import camera_gain
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="first-person frame dataset folder")
-    p.add_argument("--episodes", type=int, default=25, help="episodes read, evenly spread over the dataset")
-    p.add_argument("--steps", type=int, default=400, help="steps read per episode, from its start")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--data", type=input_path, required=True, help="first-person frame dataset folder")
+    p.add_argument("--episodes", type=positive_int, default=25, help="episodes read, evenly spread over the dataset")
+    p.add_argument("--steps", type=int_range(2), default=400, help="steps read per episode, from its start (at least 2)")
     args = p.parse_args(argv)
     data = EpisodeDataset(args.data, expect_kind="frames")
     if not isinstance(data.action_spec, FirstPersonActionSpec):

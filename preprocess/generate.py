@@ -22,29 +22,42 @@ from __future__ import annotations
 import argparse
 import time
 
+from ochre.cli import ArgumentParser, input_path, nonneg_int, positive_int, writable_dir
 from ochre.config import from_dict, parse_overrides
 from ochre.data.generate import GenerateJob, check_disjoint_levels, generate
-from ochre.data.policies import PLAY_PRESET, PolicyConfig
+from ochre.data.policies import PLAY_PRESET, POLICIES, PolicyConfig
 from ochre.envs.worlds import default_num_envs
 from ochre.errors import cli_entry
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--world", default="coinrun", help="coinrun (or any procgen game), doom, pong, atari:<ALE id>")
-    p.add_argument("--frames", "--steps", type=int, required=True, help="number of frames to record")
-    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--frames", "--steps", type=positive_int, required=True, help="number of frames to record")
+    p.add_argument("--out", type=writable_dir, required=True, help="output dataset folder")
     p.add_argument(
-        "--policy", default="mixture", help="uniform, sticky, isolated, run, mixture or play (held keys and runs, like a person)"
+        "--policy",
+        default="mixture",
+        choices=[*POLICIES, "mixture", "play"],
+        help="uniform, sticky, isolated, run, mixture or play (held keys and runs, like a person)",
     )
     p.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE", help="policy setting (repeatable)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="world setting (repeatable)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (the data does not depend on this)")
-    p.add_argument("--num-envs", type=int, default=0, help="envs per shard, stepped together (default: 16 procgen, 1 others)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the envs and the policy")
-    p.add_argument("--max-episode-frames", type=int, default=0, help="restart all envs every this many steps (0 = off)")
-    p.add_argument("--shard-frames", type=int, default=20_000, help="frames per shard (the unit of work and of resuming)")
-    p.add_argument("--disjoint-from", metavar="DIR", help="procgen: refuse levels that the dataset in DIR used (held-out data)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (the data does not depend on this)")
+    p.add_argument(
+        "--num-envs", type=positive_int, default=None, help="envs per shard, stepped together (default: 16 procgen, 1 others)"
+    )
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed for the envs and the policy")
+    p.add_argument("--max-episode-frames", type=nonneg_int, default=0, help="restart all envs every this many steps (0 = off)")
+    p.add_argument(
+        "--shard-frames", type=positive_int, default=20_000, help="frames per shard (the unit of work and of resuming)"
+    )
+    p.add_argument(
+        "--disjoint-from",
+        type=input_path,
+        metavar="DIR",
+        help="procgen: refuse levels that the dataset in DIR used (held-out data)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -57,7 +70,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         frames=args.frames,
         env=parse_overrides(args.env),
         policy=policy,
-        num_envs=args.num_envs or default_num_envs(args.world),
+        num_envs=args.num_envs if args.num_envs is not None else default_num_envs(args.world),
         seed=args.seed,
         shard_frames=args.shard_frames,
         max_episode_frames=args.max_episode_frames,

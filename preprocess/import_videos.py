@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 
+from ochre.cli import ArgumentParser, input_path, nonneg_float, positive_float, positive_int, writable_dir
 from ochre.data.importers import FORMATS, ImportSettings, import_recordings
 from ochre.errors import cli_entry
 
@@ -32,23 +33,28 @@ def parse_size(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like HxW (e.g. 64x64), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"size must be at least 1x1 pixels, got {text!r}")
     return h, w
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", metavar="SRC", help="folder holding the recordings")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("src", metavar="SRC", type=input_path, help="folder holding the recordings")
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="layout of SRC (see above)")
-    p.add_argument("--out", required=True, help="output dataset folder (must not hold a dataset yet)")
-    p.add_argument("--fps", type=float, default=16.0, help="frame rate of the imported episodes (default 16)")
+    p.add_argument("--out", type=writable_dir, required=True, help="output dataset folder (must not hold a dataset yet)")
+    p.add_argument("--fps", type=positive_float, default=16.0, help="frame rate of the imported episodes (default 16)")
     p.add_argument("--size", type=parse_size, default=(64, 64), help="frame size HxW (default 64x64)")
-    p.add_argument("--drop-seconds", type=float, default=0.0, help="drop the first seconds of every recording")
+    p.add_argument("--drop-seconds", type=nonneg_float, default=0.0, help="drop the first seconds of every recording")
     p.add_argument(
-        "--tolerance", type=float, default=0.1, help="relative disagreement allowed between metadata and video (default 0.1)"
+        "--tolerance",
+        type=nonneg_float,
+        default=0.1,
+        help="relative disagreement allowed between metadata and video (default 0.1)",
     )
     p.add_argument("--strict", action="store_true", help="fail, writing nothing, if any recording would be skipped")
     p.add_argument("--world", default="minecraft", help="world name stored in the manifest")
-    p.add_argument("--shard-frames", type=int, default=20_000, help="frames per shard file")
+    p.add_argument("--shard-frames", type=positive_int, default=20_000, help="frames per shard file")
     return p.parse_args(argv)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ochre.cli import ArgumentParser, folder_problem, input_path, nonneg_int, positive_int, writable_dir
 from ochre.data.inspect import dataset_stats, format_report, plot_actions, plot_cooccurrence, plot_episode_lengths, sample_grid
 from ochre.data.play_stats import format_play_stats, hold_lengths, view_travel
 from ochre.data.store import EpisodeDataset
@@ -22,22 +23,23 @@ from ochre.io import write_json, write_png
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="dataset folder (holds manifest.json)")
-    p.add_argument("--out", default=None, help="folder for the plots and stats.json (default: DATA/inspect)")
-    p.add_argument("--samples", type=int, default=16, help="random episodes shown in samples.png")
-    p.add_argument("--seed", type=int, default=0, help="seed for choosing the sample episodes")
-    p.add_argument("--travel-episodes", type=int, default=32, help="episodes whose view travel is measured (0 = skip)")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("data", type=input_path, help="dataset folder (holds manifest.json)")
+    p.add_argument("--out", type=writable_dir, default=None, help="folder for the plots and stats.json (default: DATA/inspect)")
+    p.add_argument("--samples", type=positive_int, default=16, help="random episodes shown in samples.png")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed for choosing the sample episodes")
+    p.add_argument("--travel-episodes", type=nonneg_int, default=32, help="episodes whose view travel is measured (0 = skip)")
     return p.parse_args(argv)
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.samples < 1:
-        raise OchreError("--samples must be at least 1")
     data = EpisodeDataset(args.data)
     out = Path(args.out) if args.out else data.path / "inspect"
+    problem = folder_problem(out)
+    if problem:
+        raise OchreError(f"--out: {problem}; give a folder that can be written with --out")
     stats = dataset_stats(data)
     print(format_report(stats))
     holds = hold_lengths(data)

@@ -10,11 +10,11 @@ from about 60 frames on (`--offset 100`).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from ochre.cli import ArgumentParser, input_path, int_range, nonneg_int, positive_int, writable_file
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
 from ochre.io import atomic_path
@@ -22,15 +22,13 @@ from ochre.io import atomic_path
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="frame dataset folder")
-    p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--count", type=int, default=8, help="number of seeds (episodes)")
-    p.add_argument("--context", type=int, default=4, help="frames per seed K")
-    p.add_argument("--offset", type=int, default=0, help="frames into each episode where a seed starts")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--data", type=input_path, required=True, help="frame dataset folder")
+    p.add_argument("--out", type=writable_file, required=True, help="output .npz")
+    p.add_argument("--count", type=positive_int, default=8, help="number of seeds (episodes)")
+    p.add_argument("--context", type=int_range(2), default=4, help="frames per seed K (at least 2)")
+    p.add_argument("--offset", type=nonneg_int, default=0, help="frames into each episode where a seed starts")
     args = p.parse_args(argv)
-    if args.offset < 0:
-        raise OchreError(f"--offset must be 0 or more frames, got {args.offset}")
     data = EpisodeDataset(args.data, expect_kind="frames")
     need = args.offset + args.context
     episodes = [e for e in data.episodes() if e[2] > need]

@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ochre.cli import ArgumentParser, input_path
 from ochre.data.integrity import Verification, verify_dataset
 from ochre.data.store import read_manifest
 from ochre.errors import OchreError, cli_entry
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="dataset folder (holds manifest.json)")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("dirs", nargs="+", metavar="DIR", type=input_path, help="dataset folder (holds manifest.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

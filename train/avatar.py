@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from ochre.cli import ArgumentParser, input_path, nonneg_int, positive_int, writable_file
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
 from ochre.playtest.avatar import erase, train_patch_avatar
@@ -46,14 +47,14 @@ def detector_scores(finder, frames: np.ndarray, home: tuple[float, float]) -> di
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--world", default="coinrun", help="world whose play checks name the avatar's spot")
-    p.add_argument("--data", required=True, help="real frame dataset to train on")
-    p.add_argument("--eval-data", required=True, help="real held-out frame dataset to score on")
-    p.add_argument("--out", required=True, help="detector file to write (.pt)")
-    p.add_argument("--steps", type=int, default=1500, help="training steps")
-    p.add_argument("--frames", type=int, default=4096, help="held-out frames to score")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--data", type=input_path, required=True, help="real frame dataset to train on")
+    p.add_argument("--eval-data", type=input_path, required=True, help="real held-out frame dataset to score on")
+    p.add_argument("--out", type=writable_file, required=True, help="detector file to write (.pt)")
+    p.add_argument("--steps", type=positive_int, default=1500, help="training steps")
+    p.add_argument("--frames", type=positive_int, default=4096, help="held-out frames to score")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="training seed")
     return p.parse_args(argv)
 
 

@@ -37,6 +37,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ochre.benchmark import HostReads, step_times
+from ochre.cli import ArgumentParser, int_range, known_device, nonneg_float, nonneg_int, positive_int, writable_file
 from ochre.data.windows import Batch
 from ochre.device import resolve_device
 from ochre.errors import cli_entry
@@ -199,24 +200,23 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's current count)")
-    p.add_argument("--batch", type=int, default=24, help="windows per training step (train.batch_size)")
-    p.add_argument("--seq-len", type=int, default=12, help="frames per window (train.seq_len)")
-    p.add_argument("--memory", type=int, default=0, help="model.memory: temporal buffer length (0 = off)")
-    p.add_argument("--idm-span", type=int, default=0, help="model.idm_span: add the IDM head and train it (0 = off)")
-    p.add_argument("--pixel-weight", type=float, default=0.0, help="train.pixel_weight: decode pixel_samples windows per step")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--device", type=known_device, default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads (0 = torch's current count)")
+    p.add_argument("--batch", type=positive_int, default=24, help="windows per training step (train.batch_size)")
+    p.add_argument("--seq-len", type=int_range(2), default=12, help="frames per window (train.seq_len)")
+    p.add_argument("--memory", type=nonneg_int, default=0, help="model.memory: temporal buffer length (0 = off)")
+    p.add_argument("--idm-span", type=nonneg_int, default=0, help="model.idm_span: add the IDM head and train it (0 = off)")
+    p.add_argument(
+        "--pixel-weight", type=nonneg_float, default=0.0, help="train.pixel_weight: decode pixel_samples windows per step"
+    )
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="bf16", help="train.amp (CUDA only; CPU runs float32)")
-    p.add_argument("--steps", type=int, default=12, help="timed training steps")
-    p.add_argument("--repeats", type=int, default=20, help="timed calls for the peaks and the inference frame")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls before each measurement")
-    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square GEMMs for the matmul peak")
-    p.add_argument("--out", default="runs/bench_train.json", help="where to write the results (JSON)")
-    args = p.parse_args(argv)
-    if args.seq_len < 2 or min(args.batch, args.steps, args.repeats) < 1 or args.warmup < 0:
-        p.error("need --seq-len >= 2, --batch/--steps/--repeats >= 1 and --warmup >= 0")
-    return args
+    p.add_argument("--steps", type=positive_int, default=12, help="timed training steps")
+    p.add_argument("--repeats", type=positive_int, default=20, help="timed calls for the peaks and the inference frame")
+    p.add_argument("--warmup", type=nonneg_int, default=2, help="untimed calls before each measurement")
+    p.add_argument("--matmul-size", type=positive_int, default=2048, help="side of the square GEMMs for the matmul peak")
+    p.add_argument("--out", type=writable_file, default="runs/bench_train.json", help="where to write the results (JSON)")
+    return p.parse_args(argv)
 
 
 @cli_entry

@@ -34,16 +34,18 @@ from typing import Any
 import numpy as np
 
 from ochre import WorldModel
+from ochre.cli import ArgumentParser, input_file, input_path, known_device, nonneg_int, positive_int, writable_dir
 from ochre.config import load_config
 from ochre.data.store import EpisodeDataset
 from ochre.envs.worlds import make_env, world_settings
 from ochre.errors import OchreError, cli_entry
 from ochre.evaluation import VIEWS, EvalSettings, Evaluation, Predictor, evaluate_world, format_table, summary_rows
-from ochre.idm import action_following, load_idm
+from ochre.idm import FrameIDM, action_following, load_idm
 from ochre.io import atomic_path, write_json, write_text, write_video
 from ochre.losses import load_lpips
 from ochre.pixel_world import PixelWorld
-from ochre.playtest.checks import find_play_checks
+from ochre.playtest.checks import find_play_checks, play_checks
+from ochre.playtest.programs import load_programs
 from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.report import build_results, render_markdown
@@ -58,32 +60,53 @@ SAMPLE_WINDOWS = 4  # windows shown in videos/samples.mp4
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="world checkpoint")
-    p.add_argument("--data", required=True, help="held-out frame dataset folder")
-    p.add_argument("--context", type=int, default=4, help="seed frames K")
-    p.add_argument("--horizon", type=int, default=32, help="predicted frames N")
-    p.add_argument("--windows", type=int, default=256, help="number of evaluation windows")
-    p.add_argument("--batch", type=int, default=32, help="windows per batch")
-    p.add_argument("--seed", type=int, default=0, help="window selection seed (also the random policies' seed)")
-    p.add_argument("--stability-steps", type=int, default=1000, help="open-loop steps per stability policy (0 = skip)")
-    p.add_argument("--lpips-weights", default="", help="LPIPS backbone weights file (default: torchvision's hub cache)")
-    p.add_argument("--baseline", default="", help="pixel FiLM baseline checkpoint (pixel_world.pt) to score beside the model")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=input_file, required=True, help="world checkpoint")
+    p.add_argument("--data", type=input_path, required=True, help="held-out frame dataset folder")
+    p.add_argument("--context", type=positive_int, default=4, help="seed frames K")
+    p.add_argument("--horizon", type=positive_int, default=32, help="predicted frames N")
+    p.add_argument("--windows", type=positive_int, default=256, help="number of evaluation windows")
+    p.add_argument("--batch", type=positive_int, default=32, help="windows per batch")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="window selection seed (also the random policies' seed)")
+    p.add_argument("--stability-steps", type=nonneg_int, default=1000, help="open-loop steps per stability policy (0 = skip)")
     p.add_argument(
-        "--train-baseline", default="", metavar="DIR", help="train the pixel FiLM baseline on this frame dataset first"
+        "--lpips-weights", type=input_file, default="", help="LPIPS backbone weights file (default: torchvision's hub cache)"
     )
-    p.add_argument("--baseline-config", default="", help="preset for --train-baseline (default: configs/<world>/pixel_film.yaml)")
-    p.add_argument("--baseline-steps", type=int, default=0, help="training steps for --train-baseline (0 = the preset's)")
-    p.add_argument("--idm", default="", help="inverse-dynamics classifier (python -m train.idm) for action-following accuracy")
-    p.add_argument("--idm-horizon", type=int, default=8, help="generated frames per window scored by the IDM")
-    p.add_argument("--no-world-checks", action="store_true", help="skip the camera-response / pong ball-tracking checks")
-    p.add_argument("--real-game-episodes", type=int, default=16, help="real-game starts for the camera check (0 = skip)")
     p.add_argument(
-        "--playtest-seeds", type=int, default=16, help="real-game seeds per play-test program (0 = skip the play tests)"
+        "--baseline",
+        type=input_file,
+        default="",
+        help="pixel FiLM baseline checkpoint (pixel_world.pt) to score beside the model",
+    )
+    p.add_argument(
+        "--train-baseline",
+        type=input_path,
+        default="",
+        metavar="DIR",
+        help="train the pixel FiLM baseline on this frame dataset first",
+    )
+    p.add_argument(
+        "--baseline-config",
+        type=input_file,
+        default="",
+        help="preset for --train-baseline (default: configs/<world>/pixel_film.yaml)",
+    )
+    p.add_argument("--baseline-steps", type=nonneg_int, default=0, help="training steps for --train-baseline (0 = the preset's)")
+    p.add_argument(
+        "--idm",
+        type=input_file,
+        default="",
+        help="inverse-dynamics classifier (python -m train.idm) for action-following accuracy",
+    )
+    p.add_argument("--idm-horizon", type=positive_int, default=8, help="generated frames per window scored by the IDM")
+    p.add_argument("--no-world-checks", action="store_true", help="skip the camera-response / pong ball-tracking checks")
+    p.add_argument("--real-game-episodes", type=nonneg_int, default=16, help="real-game starts for the camera check (0 = skip)")
+    p.add_argument(
+        "--playtest-seeds", type=nonneg_int, default=16, help="real-game seeds per play-test program (0 = skip the play tests)"
     )
     p.add_argument("--playtest-programs", default="", help="comma-separated play-test programs (default: all of the world's)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_eval)")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", type=writable_dir, default=None, help="output folder (default: runs/<time>_<world>_eval)")
     return p.parse_args(argv)
 
 
@@ -197,20 +220,18 @@ def run_stability(
     return part, videos
 
 
-def obtain_baselines(args: argparse.Namespace, wm: WorldModel, out: Path) -> dict[str, PixelWorld]:
-    """The pixel FiLM baseline from --baseline, or trained now on --train-baseline into OUT/baseline/."""
-    if args.baseline and args.train_baseline:
-        raise OchreError("pass --baseline FILE (a trained baseline) or --train-baseline DIR (train one now), not both")
-    path = args.baseline
-    if args.train_baseline:
-        from ochre.training.pixel_film import PixelFiLMTrainConfig, train_pixel_film
+def train_baseline(args: argparse.Namespace, wm: WorldModel, out: Path) -> str:
+    """Train the pixel FiLM baseline on --train-baseline into OUT/baseline/; -> its checkpoint."""
+    from ochre.training.pixel_film import PixelFiLMTrainConfig, train_pixel_film
 
-        preset = args.baseline_config or f"configs/{wm.info.get('world', 'coinrun')}/pixel_film.yaml"
-        overrides = [f"data.path={args.train_baseline}", f"run.dir={out}", "run.name=baseline", f"train.device={args.device}"]
-        overrides += [f"train.max_steps={args.baseline_steps}"] if args.baseline_steps else []
-        path = str(train_pixel_film(load_config(PixelFiLMTrainConfig, preset, overrides)))
-    if not path:
-        return {}
+    preset = args.baseline_config or f"configs/{wm.info.get('world', 'coinrun')}/pixel_film.yaml"
+    overrides = [f"data.path={args.train_baseline}", f"run.dir={out}", "run.name=baseline", f"train.device={args.device}"]
+    overrides += [f"train.max_steps={args.baseline_steps}"] if args.baseline_steps else []
+    return str(train_pixel_film(load_config(PixelFiLMTrainConfig, preset, overrides)))
+
+
+def load_baseline(path: str, args: argparse.Namespace, wm: WorldModel) -> dict[str, PixelWorld]:
+    """The pixel FiLM baseline in `path`, once it is known to fit the world and --context."""
     baseline = PixelWorld.load(path, device=args.device)
     if baseline.frame_shape != wm.frame_shape or baseline.action_spec.to_dict() != wm.action_spec.to_dict():
         raise OchreError(f"{path}: the baseline was trained on other frames or actions than the world {args.checkpoint}")
@@ -221,9 +242,17 @@ def obtain_baselines(args: argparse.Namespace, wm: WorldModel, out: Path) -> dic
     return {"pixel_film": baseline}
 
 
-def run_action_following(args: argparse.Namespace, predictors: dict[str, Predictor], data: EpisodeDataset) -> dict:
+def check_playtest_programs(args: argparse.Namespace, wm: WorldModel) -> None:
+    """Unknown --playtest-programs stop here, before the evaluation runs (the play tests come last)."""
+    names = [p.strip() for p in args.playtest_programs.split(",") if p.strip()]
+    programs = load_programs(play_checks(str(wm.info.get("world", "")), wm.action_spec).programs)
+    missing = [p for p in names if p not in programs]
+    if missing:
+        raise OchreError(f"--playtest-programs: {', '.join(missing)} not found (the world has: {', '.join(programs)})")
+
+
+def run_action_following(args: argparse.Namespace, idm: FrameIDM, predictors: dict[str, Predictor], data: EpisodeDataset) -> dict:
     """IDM accuracy on each predictor's generated transitions (and on the real ones) over the same windows."""
-    idm, _ = load_idm(args.idm, args.device if args.device != "auto" else "cpu")
     results = {
         name: action_following(idm, world, data, args.windows, args.context, args.idm_horizon, args.seed)
         for name, world in predictors.items()
@@ -311,12 +340,17 @@ def _f(value: float | None) -> str:
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.context < 1 or args.horizon < 1 or args.stability_steps < 0 or args.playtest_seeds < 0:
-        raise OchreError("--context and --horizon must be at least 1, --stability-steps and --playtest-seeds at least 0")
+    if args.baseline and args.train_baseline:
+        raise OchreError("pass --baseline FILE (a trained baseline) or --train-baseline DIR (train one now), not both")
     wm = WorldModel.load(args.checkpoint, device=args.device)
     data = EpisodeDataset(args.data, expect_kind="frames")
+    baselines = load_baseline(args.baseline, args, wm) if args.baseline else {}
+    idm = load_idm(args.idm, args.device if args.device != "auto" else "cpu")[0] if args.idm else None
+    if args.playtest_seeds:
+        check_playtest_programs(args, wm)
     out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "eval")
-    baselines = obtain_baselines(args, wm, out)
+    if args.train_baseline:
+        baselines = load_baseline(train_baseline(args, wm, out), args, wm)
     notes: list[str] = []
     lpips = load_lpips(weights=args.lpips_weights, warn=notes.append)
     lpips_note = f"{notes[0]} (for this evaluator: --lpips-weights FILE)" if notes else ""
@@ -343,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         results["stability"], videos = run_stability(wm, ev, data, args.stability_steps, args.seed, out, scale)
         files["plots"]["stability over time"] = "plots/stability.png"
         files["videos"] |= videos
-    results["action_following"] = run_action_following(args, {"model": wm, **baselines}, data) if args.idm else None
+    results["action_following"] = run_action_following(args, idm, {"model": wm, **baselines}, data) if idm else None
     results["world_checks"] = None if args.no_world_checks else run_world_checks(args, wm, {"model": wm, **baselines}, data)
     results["playtest"] = run_playtest_section(args, wm, out) if args.playtest_seeds else None
     results["files"] = files

@@ -20,8 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
+from ochre.cli import (
+    ArgumentParser,
+    folder_problem,
+    input_file,
+    input_path,
+    known_device,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    writable_dir,
+    writable_file,
+)
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_gif, write_json, write_text
+from ochre.playtest.checks import play_checks
+from ochre.playtest.programs import load_programs
 from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.runtime import WorldModel
@@ -30,20 +44,22 @@ GIF_STEPS = 120
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="world checkpoint")
-    p.add_argument("--seeds", type=int, default=64, help="held-out real-game seeds per program")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=input_file, required=True, help="world checkpoint")
+    p.add_argument("--seeds", type=positive_int, default=64, help="held-out real-game seeds per program")
     p.add_argument("--programs", default="", help="comma-separated program names (default: all of the world's)")
-    p.add_argument("--program-dir", help="folder of program files (default: the world's, from ochre/playtest/checks.py)")
+    p.add_argument(
+        "--program-dir", type=input_path, help="folder of program files (default: the world's, from ochre/playtest/checks.py)"
+    )
     p.add_argument("--sampling", default="greedy,sample", help="comma-separated: greedy, sample")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest codes (0 = all)")
-    p.add_argument("--context", type=int, default=4, help="seed frames K from the real game")
-    p.add_argument("--out", help="output folder (default: runs/playtest_<checkpoint name>)")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature")
+    p.add_argument("--top-k", type=nonneg_int, default=0, help="sample among the k likeliest codes (0 = all)")
+    p.add_argument("--context", type=positive_int, default=4, help="seed frames K from the real game")
+    p.add_argument("--out", type=writable_dir, help="output folder (default: runs/playtest_<checkpoint name>)")
     p.add_argument("--no-videos", action="store_true", help="skip the side-by-side videos")
-    p.add_argument("--gif", help="also write this GIF: real | world for two seeds of --gif-program")
+    p.add_argument("--gif", type=writable_file, help="also write this GIF: real | world for two seeds of --gif-program")
     p.add_argument("--gif-program", default="", help="program_mode shown in --gif, e.g. run_and_jump_greedy")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     return p.parse_args(argv)
 
 
@@ -51,20 +67,31 @@ def settings_from_args(args: argparse.Namespace) -> PlaytestSettings:
     modes = tuple(m.strip() for m in args.sampling.split(",") if m.strip())
     if not modes or set(modes) - {"greedy", "sample"}:
         raise OchreError(f"--sampling must list greedy and/or sample, got {args.sampling!r}")
-    if args.seeds < 1 or args.context < 1:
-        raise OchreError("--seeds and --context must be at least 1")
-    if args.temperature <= 0 or args.top_k < 0:
-        raise OchreError("--temperature must be > 0 and --top-k >= 0")
     programs = tuple(p.strip() for p in args.programs.split(",") if p.strip())
     return PlaytestSettings(args.seeds, modes, args.temperature, args.top_k, args.context, programs)
+
+
+def check_gif(args: argparse.Namespace, settings: PlaytestSettings, wm: WorldModel) -> None:
+    """--gif needs a --gif-program that this run plays (checked before the play tests run)."""
+    if not args.gif:
+        return
+    world = play_checks(str(wm.info.get("world", "")), wm.action_spec)
+    programs = settings.programs or tuple(load_programs(args.program_dir or world.programs))
+    played = [f"{p}_{m}" for p in programs for m in settings.modes]
+    if args.gif_program not in played:
+        raise OchreError(f"--gif-program {args.gif_program!r} is not played by this run (choose one of: {', '.join(played)})")
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     settings = settings_from_args(args)
-    wm = WorldModel.load(args.checkpoint, device=args.device)
     out = Path(args.out or f"runs/playtest_{Path(args.checkpoint).stem}")
+    problem = folder_problem(out)
+    if problem:
+        raise OchreError(f"--out: {problem}; give a folder that can be written with --out")
+    wm = WorldModel.load(args.checkpoint, device=args.device)
+    check_gif(args, settings, wm)
     t0 = time.time()
     clips: dict[str, np.ndarray] = {}
     report = run_playtests(wm, settings, args.program_dir, None if args.no_videos else out / "videos", clips)

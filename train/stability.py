@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ochre import WorldModel
+from ochre.cli import ArgumentParser, input_file, input_path, known_device, nonneg_int, positive_int, writable_dir
 from ochre.errors import OchreError, cli_entry
 from ochre.inputs import load_seed
 from ochre.io import atomic_path, write_json, write_video
@@ -28,16 +29,21 @@ VIDEO_SIZE = 256  # small frames are scaled up by a whole factor to about this m
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="world checkpoint")
-    p.add_argument("--seed-frames", required=True, help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder")
-    p.add_argument("--seed-index", type=int, default=0, help="which seed of a batched .npz to start from")
-    p.add_argument("--steps", type=int, default=1000, help="open-loop steps per policy")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=input_file, required=True, help="world checkpoint")
+    p.add_argument(
+        "--seed-frames",
+        type=input_path,
+        required=True,
+        help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder",
+    )
+    p.add_argument("--seed-index", type=nonneg_int, default=0, help="which seed of a batched .npz to start from")
+    p.add_argument("--steps", type=positive_int, default=1000, help="open-loop steps per policy")
     p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES, help="policies to run")
-    p.add_argument("--every", type=int, default=1, help="keep every n-th frame for the videos (a time-lapse)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--out", default=None, help="output folder (default: runs/<time>_<world>_stability)")
+    p.add_argument("--every", type=positive_int, default=1, help="keep every n-th frame for the videos (a time-lapse)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random policy")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", type=writable_dir, default=None, help="output folder (default: runs/<time>_<world>_stability)")
     return p.parse_args(argv)
 
 
@@ -100,10 +106,12 @@ def format_table(judgements: dict[str, Judgement]) -> str:
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.steps < 1 or args.every < 1:
-        raise OchreError("--steps and --every must be at least 1")
     wm = WorldModel.load(args.checkpoint, device=args.device)
     seed_frames, seed_actions = pick_seed(args.seed_frames, args.seed_index)
+    if seed_frames.shape[1:] != wm.frame_shape or len(seed_frames) < 1:
+        raise OchreError(
+            f"{args.seed_frames}: seed frames are {seed_frames.shape} but this world needs (K, {', '.join(map(str, wm.frame_shape))})"
+        )
     policies = list(dict.fromkeys(args.policies))
     thresholds = Thresholds()
     traces = [stability_rollout(wm, seed_frames, seed_actions, p, args.steps, args.every, args.seed) for p in policies]

@@ -9,24 +9,24 @@ median over `--repeats` timed batches after warm-up, in inference mode.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
 
 from ochre.benchmark import step_times
 from ochre.checkpoint import load_tokenizer_or_world
+from ochre.cli import ArgumentParser, input_file, known_device, positive_int
 from ochre.device import resolve_device
 from ochre.errors import cli_entry
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tokenizer", default="checkpoints/coinrun.pt", help="tokenizer or world checkpoint")
-    p.add_argument("--batch", type=int, default=64, help="frames per batch")
-    p.add_argument("--repeats", type=int, default=20, help="timed batches")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--tokenizer", type=input_file, default="checkpoints/coinrun.pt", help="tokenizer or world checkpoint")
+    p.add_argument("--batch", type=positive_int, default=64, help="frames per batch")
+    p.add_argument("--repeats", type=positive_int, default=20, help="timed batches")
+    p.add_argument("--device", type=known_device, default="cpu", help="cpu | cuda | auto")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     model = load_tokenizer_or_world(args.tokenizer).to(device).eval()

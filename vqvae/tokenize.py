@@ -8,9 +8,8 @@ reads the same file back from the tokens' manifest.
 
 from __future__ import annotations
 
-import argparse
-
 from ochre.checkpoint import load_tokenizer_or_world
+from ochre.cli import ArgumentParser, input_file, input_path, known_device, positive_int, writable_dir
 from ochre.data.tokenize import tokenize_dataset
 from ochre.device import resolve_device
 from ochre.errors import cli_entry
@@ -18,14 +17,17 @@ from ochre.errors import cli_entry
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument(
-        "--tokenizer", required=True, help="tokenizer checkpoint from vqvae.train, or a world checkpoint (its tokenizer)"
+        "--tokenizer",
+        type=input_file,
+        required=True,
+        help="tokenizer checkpoint from vqvae.train, or a world checkpoint (its tokenizer)",
     )
-    p.add_argument("--data", required=True, help="frame dataset folder")
-    p.add_argument("--out", required=True, help="output token dataset folder")
-    p.add_argument("--batch", type=int, default=256, help="frames per encoder batch")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--data", type=input_path, required=True, help="frame dataset folder")
+    p.add_argument("--out", type=writable_dir, required=True, help="output token dataset folder")
+    p.add_argument("--batch", type=positive_int, default=256, help="frames per encoder batch")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     args = p.parse_args(argv)
     model = load_tokenizer_or_world(args.tokenizer)
     device = str(resolve_device(args.device))
