@@ -96,6 +96,14 @@ class LatentFlow(nn.Module):
             x = x + h
         return DynamicsState(hidden, state.step + 1)
 
+    def condition(self, action: torch.Tensor, level: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The action and context-noise part of the U-Net's conditioning, (B, cond_dim); the same at every Euler step.
+        keep (B,) bool: where False the action is replaced by the null action (None: kept everywhere)."""
+        a = self.action_embed(action)
+        if keep is not None:
+            a = torch.where(keep[:, None], a, self.null_action.to(a.dtype))
+        return a + self.level_embed(level)
+
     def velocity(
         self,
         state: DynamicsState,
@@ -106,14 +114,15 @@ class LatentFlow(nn.Module):
         level: torch.Tensor | None = None,
         keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The velocity at x (B, C, h, w), flow time t (B,), after `state` observed z (B, C, h, w) at `level` (B,);
-        keep (B,) bool: where False the action is replaced by the null action (None: kept everywhere)."""
+        """The velocity at x (B, C, h, w), flow time t (B,), after `state` observed z (B, C, h, w) at `level` (B,)
+        (None: clean); keep as in `condition`."""
         level = z.new_zeros(z.shape[0]) if level is None else level
-        a = self.action_embed(action)
-        if keep is not None:
-            a = torch.where(keep[:, None], a, self.null_action.to(a.dtype))
-        cond = a + self.time_embed(t) + self.level_embed(level)
-        return self.unet(torch.cat([x, z], 1), state.hidden[-1], cond)
+        return self._velocity(state, x, t, z, self.condition(action, level, keep))
+
+    def _velocity(
+        self, state: DynamicsState, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
+        return self.unet(torch.cat([x, z], 1), state.hidden[-1], cond + self.time_embed(t))
 
     def sample(
         self,
@@ -125,20 +134,20 @@ class LatentFlow(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Draw z_{t+1} (B, C, h, w): Euler from noise of std `sampling.noise` (drawn from `generator`), guided."""
+        level = z.new_zeros(z.shape[0]) if level is None else level
         x0 = torch.zeros_like(z)
         if sampling.noise > 0:
             x0 = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype) * sampling.noise
         if sampling.guidance == 1.0:
-            return euler(lambda x, t: self.velocity(state, x, t, z, action, level), x0, sampling.steps)
+            cond = self.condition(action, level)
+            return euler(lambda x, t: self._velocity(state, x, t, z, cond), x0, sampling.steps)
         b = z.shape[0]
-        both = state.map(lambda h: torch.cat([h, h]))
+        both, z2 = state.map(lambda h: torch.cat([h, h])), torch.cat([z, z])
         keep = torch.arange(2 * b, device=z.device) < b  # the first half conditional, the second unconditional
-        level2 = None if level is None else torch.cat([level, level])
+        cond = self.condition(torch.cat([action, action]), torch.cat([level, level]), keep)
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            v = self.velocity(
-                both, torch.cat([x, x]), torch.cat([t, t]), torch.cat([z, z]), torch.cat([action, action]), level2, keep
-            )
+            v = self._velocity(both, torch.cat([x, x]), torch.cat([t, t]), z2, cond)
             return guided(*v.chunk(2), sampling.guidance)
 
         return euler(velocity, x0, sampling.steps)

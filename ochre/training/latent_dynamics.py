@@ -171,6 +171,11 @@ def resolve_model_config(
     shape = [tokenizer.cfg.latent_channels, *tokenizer.cfg.token_grid]
     if data.manifest.get("latent_shape") != shape:
         raise OchreError(f"{data.path}: latents are {data.manifest.get('latent_shape')} but tokenizer {tok_path} makes {shape}")
+    if "latent_mean" not in data.manifest or "latent_std" not in data.manifest:
+        raise OchreError(
+            f"{data.path}: manifest.json records no latent_mean / latent_std (tokenizing did not finish); "
+            "rerun the same `python -m vqvae.tokenize` command"
+        )
     spec, factored = data.action_spec, data.action_spec.kind != "discrete"
     truths = {
         "latent_channels": (shape[0], f"tokenizer {tok_path}"),
