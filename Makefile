@@ -5,7 +5,7 @@ WORLD  ?= coinrun
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv play play-headless test lint bench bench-data bench-tokenizer bench-live
+.PHONY: venv play play-headless test test-faults lint bench bench-data bench-tokenizer bench-live
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -24,6 +24,11 @@ play-headless: venv
 
 test: venv
 	$(PY) -m pytest
+
+# The slow fault tests (README: Reliability): a bad input of each entry point and category as a real command, and
+# generation, tokenizing and training killed with SIGKILL (20, 5 and 10 times) and run again to identical outputs.
+test-faults: venv
+	KILLS_GENERATE=20 KILLS_TOKENIZE=5 KILLS_TRAIN=10 $(PY) -m pytest tests/faults -m slow_faults
 
 lint: venv
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

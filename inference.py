@@ -91,11 +91,11 @@ def prepare_inputs(
     (10,) for first-person actions.
     """
     frames, seed_actions = load_seed(seed_path)
+    if 0 in frames.shape[:-3]:
+        raise OchreError(f"{seed_path}: holds no seed frames (shape {frames.shape}); a seed needs at least one frame")
     batched = frames.ndim == 5
     frames = frames if batched else frames[None]
     b, k = frames.shape[:2]
-    if b < 1 or k < 1:
-        raise OchreError(f"{seed_path}: holds no seed frames (shape {frames.shape}); a seed needs at least one frame")
     if tuple(frames.shape[2:]) != wm.frame_shape:
         raise OchreError(f"{seed_path}: frames are {tuple(frames.shape[2:])} but this world needs {wm.frame_shape}")
     if seed_actions is None:
@@ -121,6 +121,8 @@ def prepare_inputs(
 
 
 def load_ground_truth(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    if not Path(path).exists():
+        raise OchreError(f"{path}: ground truth frames not found (--gt)")
     frames, _ = load_seed(path)
     frames = frames if frames.ndim == 5 else frames[None]
     b, n = shape[:2]

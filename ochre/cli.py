@@ -88,10 +88,12 @@ def device_problem(name: object) -> str | None:
     if name.startswith("cuda"):
         import torch
 
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if count == 0:
-            return "needs CUDA, which this machine does not have (use cpu or auto)"
+        from ochre.device import cuda_missing
+
+        missing = cuda_missing()
+        if missing:
+            return f"needs CUDA, but {missing} (use cpu or auto)"
+        count, index = torch.cuda.device_count(), int(name.split(":")[1]) if ":" in name else 0
         if index >= count:
             return f"needs {name} but this machine has {count} CUDA device{'s' * (count != 1)} (cuda:0 to cuda:{count - 1})"
     if name == "mps":
@@ -147,7 +149,7 @@ def writable_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name")
     problem = folder_problem(path.parent)
     if problem:
-        raise argparse.ArgumentTypeError(problem)
+        raise argparse.ArgumentTypeError(f"{path} cannot be written: {problem}")
     return text
 
 

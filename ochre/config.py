@@ -81,9 +81,6 @@ class Folder:
         return f"must be a folder that can be made and written: {reason}" if reason else None
 
 
-ANY = Unchecked()
-
-
 class ExistingFile:
     """A file there to read, or "" for none."""
 
@@ -94,6 +91,7 @@ class ExistingFile:
         return f"must name a file to read, or be empty for none ({found})"
 
 
+ANY = Unchecked()
 AT_LEAST_1 = Range(1)
 NON_NEGATIVE = Range(0)
 POSITIVE = Range(0, low_open=True)
@@ -202,29 +200,41 @@ def rule_for(key: str) -> Rule | None:
 
 
 def check_field(cls: type, prefix: str, name: str, value: Any) -> None:
-    """Raise `ConfigError` when `value` of field `name` breaks its rule: one line with the key, the value, the range
-    and a fix (the field's default, when that passes)."""
+    """Raise `ConfigError` when `value` of field `name` breaks its rule (or is not finite): one line with the key,
+    the value, what the field accepts and a fix (its default, when that passes)."""
     key = f"{prefix}{name}"
     rule = rule_for(key) or ANY
-    for i, item in enumerate(value) if isinstance(value, list | tuple) else [(None, value)]:
-        problem = "must be a finite number" if isinstance(item, float) and not math.isfinite(item) else rule.problem(item)
+    for i, item in enumerate(_items(value)):
+        problem = _problem(rule, item)
         if problem:
-            where = key if i is None else f"{key}[{i}]"
-            example = _default(cls, name)
-            good = example not in (None, "") and not any(
-                rule.problem(v) for v in (example if isinstance(example, list | tuple) else [example])
-            )
-            fix = f"; set it, e.g. {key}={_yaml_scalar(example)}" if good else ""
+            where = f"{key}[{i}]" if isinstance(value, list | tuple) else key
+            example = _example(cls, name, rule)
+            fix = f"; set it, e.g. {key}={example}" if example else ""
             raise ConfigError(f"config key '{where}' {problem} (got {item!r}){fix}")
 
 
-def _default(cls: type, name: str) -> Any:
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _problem(rule: Rule, item: Any) -> str | None:
+    if isinstance(item, float) and not math.isfinite(item):
+        return "must be a finite number"
+    return rule.problem(item)
+
+
+def _example(cls: type, name: str, rule: Rule) -> str:
+    """The field's default as an override value, when it passes its own rule ("" otherwise)."""
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
     if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return None
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        return ""
+    if default in (None, "") or any(_problem(rule, v) for v in _items(default)):
+        return ""
+    return _yaml_scalar(default)
 
 
 def _yaml_scalar(value: Any) -> str:
