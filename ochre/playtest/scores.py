@@ -29,12 +29,18 @@ MOTION_COMPONENTS = ("dy", "dx", "zoom")
 
 def frame_change(frames: np.ndarray) -> np.ndarray:
     """(B, N, H, W, 3) uint8 -> (B, N-1) mean absolute change between consecutive frames, 0-255."""
-    x = np.asarray(frames, dtype=np.int16)
-    return np.abs(x[:, 1:] - x[:, :-1]).mean(axis=(2, 3, 4))
+    out = []
+    for clip in frames:  # one seed at a time: 64 seeds x 300 steps held at once as int16 would take gigabytes
+        x = np.asarray(clip, dtype=np.int16)
+        out.append(np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3)))
+    return np.stack(out) if out else np.zeros((0, max(frames.shape[1] - 1, 0)))
 
 
 def laplacian_variance(frames: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) uint8 -> (...) variance of the 4-neighbour Laplacian of the luma: fine detail."""
+    frames = np.asarray(frames)
+    if frames.ndim > 4:  # one leading item at a time, to keep the float copies small
+        return np.stack([laplacian_variance(f) for f in frames]) if len(frames) else np.zeros(frames.shape[:-3])
     g = to_gray(np.asarray(frames, dtype=np.float64) / 255.0)
     lap = -4 * g[..., 1:-1, 1:-1] + g[..., :-2, 1:-1] + g[..., 2:, 1:-1] + g[..., 1:-1, :-2] + g[..., 1:-1, 2:]
     return lap.reshape(*lap.shape[:-2], -1).var(-1)
@@ -75,6 +81,8 @@ def step_motion(frames: np.ndarray, components: tuple[str, ...], rows: float = 1
     if unknown:
         raise ValueError(f"unknown motion components {sorted(unknown)} (known: {', '.join(MOTION_COMPONENTS)})")
     b, n, h = frames.shape[:3]
+    if b > 1:  # one seed at a time, to keep the float copies small
+        return np.concatenate([step_motion(frames[i : i + 1], components, rows) for i in range(b)])
     g = to_gray(np.asarray(frames, dtype=np.float64) / 255.0)[:, :, : max(8, round(rows * h))]
     out = np.zeros((b, max(n - 1, 0), len(components)))
     if n < 2:
