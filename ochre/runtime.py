@@ -142,7 +142,7 @@ class WorldModel:
     def advance(self, state: WorldState, action: int) -> WorldState:
         """`step` without decoding: the next state, whose codes are the predicted frame."""
         action_t = torch.as_tensor(self.action_spec.validate([action], "action"), device=self.device)
-        return self._next(state, action_t, self.sampling, self.temperature, self.top_k, self.generator)
+        return self.next_state(state, action_t, self.sampling, self.temperature, self.top_k, self.generator)
 
     # -- batched open-loop generation --------------------------------------
     @torch.inference_mode()
@@ -176,7 +176,7 @@ class WorldModel:
         future = torch.as_tensor(future_actions, device=self.device)
         out = []
         for j in range(future.shape[1]):
-            state = self._next(state, future[:, j], sampling, temperature, top_k, generator)
+            state = self.next_state(state, future[:, j], sampling, temperature, top_k, generator)
             out.append(state.tokens)
         return self.decode(torch.stack(out, 1))
 
@@ -185,7 +185,7 @@ class WorldModel:
         """Seed codes (B, K, ...) and their actions (B, K-1, ...) -> the state after seed frames 0..K-2."""
         return warm_up(self.dynamics, codes, actions)
 
-    def _next(
+    def next_state(
         self,
         state: WorldState,
         action: torch.Tensor,
@@ -194,7 +194,8 @@ class WorldModel:
         top_k: int | None,
         generator: torch.Generator | None,
     ) -> WorldState:
-        """One predicted frame: the state after applying `action` (B,) or (B, F) to the latest frame."""
+        """One predicted frame for a batch: the state after applying `action` (B,) or (B, F) long, on the device, to
+        the latest frame, with these sampling settings (what `advance` and `rollout` do each step; no checks)."""
         dynamics, logits = self.dynamics.step(state.dynamics, state.tokens, action)
         return WorldState(dynamics, sample_tokens(logits, sampling, temperature, top_k, generator))
 
@@ -261,7 +262,7 @@ class LatentWorldModel(WorldModel):
     def _warm_up(self, codes: torch.Tensor, actions: torch.Tensor) -> DynamicsState:
         return warm_up_latents(self.dynamics, codes, actions)
 
-    def _next(
+    def next_state(
         self,
         state: WorldState,
         action: torch.Tensor,
