@@ -64,6 +64,7 @@ INF, GEN, IMP, INS, VER = (
 )
 VQT, DYN, TOK, VQE = "vqvae.train", "train.dynamics", "vqvae.tokenize", "vqvae.evaluate"
 EVA, PLT, STB, PLAY, REC = "train.evaluate", "train.playtest", "train.stability", "live.play", "live.record"
+IDM = "train.idm"
 SEE, CAM, PBN, VQB, AVA, TBN, LBN = (
     "preprocess.seeds",
     "preprocess.camera_gain",
@@ -91,6 +92,7 @@ BASE = {
     STB: "--checkpoint {world} --seed-frames {seed} --steps 4 --policies noop --out {out} --device cpu",
     PLAY: "--checkpoint {world} --seed-frames {seed} --headless --frames 2 --out {out} --device cpu",
     REC: "--world coinrun --out {out} --headless --frames 2",
+    IDM: "--data {frames} --out {out}/idm.pt --steps 1 --batch 2 --channels 8 8 --val-every 4 --device cpu",
     SEE: "--data {frames} --out {out}/seeds.npz --count 2",
     CAM: "--data {frames}",
     PBN: "--worlds coinrun --workers 1 --seconds 0.1 --out {out}/bench.json",
@@ -105,7 +107,12 @@ PIXEL_FILM = (
 # Defects whose fix lies in a file another engineer owns (each case marked xfail, strict: it fails until fixed).
 RUN_FOLDER_FIRST = "ochre/training/dynamics.py makes the run folder before it reads train.resume, so a damaged state leaves one"
 INIT_UNCHECKED = "ochre/training/dynamics.py loads train.init_from without the checkpoint checks: NaN weights train on, exit 0"
+IDM_UNCHECKED = (
+    "train/idm.py checks only --steps and --batch: this flag reaches the library unchecked (a traceback, a silent "
+    "default or a failure after training); the argparse types of ochre/cli.py would stop it"
+)
 PNG_UNCHECKED = "ochre/io.py read_png_folder lets PIL.UnidentifiedImageError through: a traceback"
+IDM_SCORE = "--world {world} --eval-data {frames} --windows 2 --device cpu"  # train.idm scoring a trained IDM
 NAN_FRAMES = np.full((4, 64, 64, 3), np.nan, np.float32)
 
 
@@ -419,6 +426,19 @@ CASES = [
     C(REC, "kind", "--out under a regular file", "--out {afile}/out", "--out"),
     C(REC, "kind", "--out is a regular file", "--out {afile}", "--out"),
     C(REC, "corrupt", "a policy script of broken JSON", "--policy script {bad}", "{bad}", text("moves.json", "[1,")),
+    # train.idm: the inverse-dynamics classifier
+    C(IDM, "range", "--steps 0", "--steps 0", "--steps"),
+    C(IDM, "range", "--lr -1", "--lr -1", "--lr", xfail=IDM_UNCHECKED),
+    C(IDM, "nan", "--lr nan", "--lr nan", "--lr", xfail=IDM_UNCHECKED),
+    C(IDM, "range", "--channels 0 8", "--channels 0 8", "--channels", xfail=IDM_UNCHECKED),
+    C(IDM, "range", "--val-every 0", "--val-every 0", "--val-every", xfail=IDM_UNCHECKED),
+    C(IDM, "range", "--seed -1", "--seed -1", "--seed", xfail=IDM_UNCHECKED),
+    C(IDM, "range", "--windows 0", "--world {world} --eval-data {frames} --windows 0", "--windows", xfail=IDM_UNCHECKED),
+    C(IDM, "range", "--horizon 0", "--world {world} --eval-data {frames} --horizon 0", "--horizon", xfail=IDM_UNCHECKED),
+    C(IDM, "kind", "--device cuda without CUDA", "--device cuda", "--device", no_cuda=True),
+    C(IDM, "kind", "--out under a regular file", "--out {afile}/idm.pt", "--out", xfail=IDM_UNCHECKED),
+    C(IDM, "foreign", "a token dataset as frames", "--data {tokens}", "{tokens}"),
+    C(IDM, "corrupt", "an IDM of random bytes", "--idm {bad}", "{bad}", garbage("idm.pt"), base=IDM_SCORE),
     # preprocess.seeds: seed files cut from a dataset
     C(SEE, "range", "--count 0", "--count 0", "--count"),
     C(SEE, "range", "--context 1", "--context 1", "--context"),
