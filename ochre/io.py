@@ -140,7 +140,12 @@ def read_png_folder(path: str | Path) -> np.ndarray:
     files = sorted(Path(path).glob("*.png"))
     if not files:
         raise OchreError(f"{path}: folder has no .png files")
-    frames = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    frames = []
+    for f in files:
+        try:
+            frames.append(np.asarray(Image.open(f).convert("RGB")))
+        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise OchreError(f"{f}: not a readable PNG ({type(err).__name__}); replace or remove it") from None
     if len({f.shape for f in frames}) != 1:
         raise OchreError(f"{path}: PNG files differ in size")
     return np.stack(frames)

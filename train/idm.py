@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ochre.cli import ArgumentParser, int_range, nonneg_int, positive_float, positive_int, writable_file
 from ochre.data.store import EpisodeDataset
 from ochre.device import choose_device
 from ochre.errors import OchreError, cli_entry
@@ -26,22 +27,22 @@ from ochre.training.distributed import refuse_launch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="frame dataset to train on (episodes split into train/validation)")
-    p.add_argument("--out", help="where to write the trained IDM checkpoint (.pt)")
+    p.add_argument("--out", type=writable_file, help="where to write the trained IDM checkpoint (.pt)")
     p.add_argument("--idm", help="evaluate this trained IDM instead of training one")
-    p.add_argument("--steps", type=int, default=2000, help="training steps")
-    p.add_argument("--batch", type=int, default=64, help="frame pairs per step")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (one-cycle schedule)")
-    p.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 128], help="width of each stride-2 conv")
-    p.add_argument("--val-every", type=int, default=10, help="every n-th episode is held out for validation")
+    p.add_argument("--steps", type=positive_int, default=2000, help="training steps")
+    p.add_argument("--batch", type=positive_int, default=64, help="frame pairs per step")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (one-cycle schedule)")
+    p.add_argument("--channels", type=positive_int, nargs="+", default=[32, 64, 128, 128], help="width of each stride-2 conv")
+    p.add_argument("--val-every", type=int_range(2), default=10, help="every n-th episode is held out for validation")
     p.add_argument("--world", help="world checkpoint to score for action following")
     p.add_argument("--eval-data", help="held-out frame dataset for action following")
-    p.add_argument("--windows", type=int, default=256, help="held-out windows to roll out")
-    p.add_argument("--context", type=int, default=4, help="seed frames K")
-    p.add_argument("--horizon", type=int, default=8, help="generated frames N")
-    p.add_argument("--report", help="write the results here as JSON (default: next to --out / --idm)")
-    p.add_argument("--seed", type=int, default=0, help="training and window selection seed")
+    p.add_argument("--windows", type=positive_int, default=256, help="held-out windows to roll out")
+    p.add_argument("--context", type=positive_int, default=4, help="seed frames K")
+    p.add_argument("--horizon", type=positive_int, default=8, help="generated frames N")
+    p.add_argument("--report", type=writable_file, help="write the results here as JSON (default: next to --out / --idm)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="training and window selection seed")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return p.parse_args(argv)
 
@@ -56,8 +57,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise OchreError("--world and --eval-data go together (the world to score and the held-out frames to seed it)")
     if args.idm and not args.world:
         raise OchreError("--idm only evaluates: add --world CHECKPOINT --eval-data DIR")
-    if args.steps < 1 or args.batch < 1:
-        raise OchreError("--steps and --batch must be at least 1")
 
 
 def obtain_idm(args: argparse.Namespace, device: str) -> FrameIDM:

@@ -34,7 +34,7 @@ from ochre.config import to_dict
 from ochre.data.store import EpisodeDataset
 from ochre.data.windows import Batch, WindowSampler
 from ochre.errors import ConfigError, OchreError
-from ochre.io import sha256_file
+from ochre.io import load_torch, sha256_file
 from ochre.losses import LPIPSLoss, load_lpips
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
@@ -83,7 +83,16 @@ def init_weights(model: Dynamics, state: dict[str, torch.Tensor], path: str) -> 
 
 def load_dynamics_weights(model: Dynamics, path: str) -> None:
     """Start `model` from the dynamics weights of the world checkpoint at `path` (see `init_weights`)."""
-    init_weights(model, load_checkpoint(path, "ochre-world")["dynamics"]["state_dict"], path)
+    init_weights(model, starting_weights(path), path)
+
+
+def starting_weights(path: str) -> dict[str, torch.Tensor]:
+    """The dynamics weights of the world checkpoint at `path`, once they are known to be finite."""
+    state = load_checkpoint(path, "ochre-world")["dynamics"]["state_dict"]
+    bad = next((name for name, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if bad:
+        raise OchreError(f"{path}: dynamics weights: {bad} holds NaN or infinite values; start from an earlier checkpoint")
+    return state
 
 
 MODULE_GROUPS = {
@@ -291,6 +300,12 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     tokenizer = build_tokenizer(tok_payload).to(device).requires_grad_(False)
     model_cfg = resolve_model_config(cfg, data, tokenizer, tok_path)
     check_loop_config(cfg.train, model_cfg)
+    if cfg.train.resume:  # a damaged training state or starting world stops here, before the run folder exists
+        saved = load_torch(cfg.train.resume, "training state")
+        if not isinstance(saved, dict) or saved.get("format") != "ochre-train-state":
+            raise OchreError(f"{cfg.train.resume}: not a training state (train_state.pt); point train.resume at one")
+    elif cfg.train.init_from:
+        starting_weights(cfg.train.init_from)
     model = Dynamics(model_cfg).to(device)
     train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
     probes = build_probes(cfg, data, device) if main else Probes()

@@ -104,14 +104,6 @@ BASE = {
 PIXEL_FILM = (
     "--config configs/tiny/pixel_film.yaml data.path={frames} run.dir={out} run.name=x"  # train.dynamics, model.type pixel_film
 )
-# Defects whose fix lies in a file another engineer owns (each case marked xfail, strict: it fails until fixed).
-RUN_FOLDER_FIRST = "ochre/training/dynamics.py makes the run folder before it reads train.resume, so a damaged state leaves one"
-INIT_UNCHECKED = "ochre/training/dynamics.py loads train.init_from without the checkpoint checks: NaN weights train on, exit 0"
-IDM_UNCHECKED = (
-    "train/idm.py checks only --steps and --batch: this flag reaches the library unchecked (a traceback, a silent "
-    "default or a failure after training); the argparse types of ochre/cli.py would stop it"
-)
-PNG_UNCHECKED = "ochre/io.py read_png_folder lets PIL.UnidentifiedImageError through: a traceback"
 IDM_SCORE = "--world {world} --eval-data {frames} --windows 2 --device cpu"  # train.idm scoring a trained IDM
 NAN_FRAMES = np.full((4, 64, 64, 3), np.nan, np.float32)
 
@@ -169,7 +161,7 @@ CASES = [
     C(INF, "corrupt", "actions .json cut mid-list", "--actions {bad}", "{bad}", text("actions.json", "[1, 2,")),
     C(INF, "corrupt", "actions .csv of words", "--actions {bad}", "{bad}", text("actions.csv", "action\nleft\nright\n")),
     C(INF, "corrupt", "seed .mp4 of random bytes", "--seed-frames {bad}", "{bad}", garbage("seed.mp4")),
-    C(INF, "corrupt", "a PNG seed frame of random bytes", "--seed-frames {bad}", "000.png", folder("pngs", {"000.png": b"\x89PNG junk"}), xfail=PNG_UNCHECKED),
+    C(INF, "corrupt", "a PNG seed frame of random bytes", "--seed-frames {bad}", "000.png", folder("pngs", {"000.png": b"\x89PNG junk"})),
     C(INF, "corrupt", "ground truth .npz of random bytes", "--gt {bad}", "{bad}", garbage("gt.npz")),
     C(INF, "truncated", "checkpoint", "--checkpoint {bad}", "{bad}", truncated("world")),
     C(INF, "truncated", "seed .npz", "--seed-frames {bad}", "{bad}", truncated("seed")),
@@ -328,9 +320,9 @@ CASES = [
     C(DYN, "range", "model.codebook_size that is not the data's", "model.codebook_size=1024", "model.codebook_size"),
     C(DYN, "corrupt", "tokenizer.path of random bytes", "tokenizer.path={bad}", "{bad}", garbage("tokenizer.pt")),
     C(DYN, "missing", "train.resume", "train.resume={tmp}/missing.pt", "missing.pt"),
-    C(DYN, "corrupt", "train.resume of random bytes", "train.resume={bad}", "{bad}", garbage("train_state.pt"), xfail=RUN_FOLDER_FIRST),
+    C(DYN, "corrupt", "train.resume of random bytes", "train.resume={bad}", "{bad}", garbage("train_state.pt")),
     C(DYN, "missing", "train.init_from", "train.init_from={tmp}/missing.pt", "missing.pt"),
-    C(DYN, "nan", "train.init_from with NaN weights", "train.init_from={bad}", "{bad}", _nan_weight("dynamics"), xfail=INIT_UNCHECKED),
+    C(DYN, "nan", "train.init_from with NaN weights", "train.init_from={bad}", "{bad}", _nan_weight("dynamics")),
     C(DYN, "kind", "run.dir under a regular file", "run.dir={afile}/runs", "run.dir"),
     C(DYN, "range", "pixel baseline model.past_frames=0", "model.past_frames=0", "model.past_frames", base=PIXEL_FILM),
     C(DYN, "range", "pixel baseline train.motion_weight=-1", "train.motion_weight=-1", "train.motion_weight", base=PIXEL_FILM),
@@ -428,15 +420,15 @@ CASES = [
     C(REC, "corrupt", "a policy script of broken JSON", "--policy script {bad}", "{bad}", text("moves.json", "[1,")),
     # train.idm: the inverse-dynamics classifier
     C(IDM, "range", "--steps 0", "--steps 0", "--steps"),
-    C(IDM, "range", "--lr -1", "--lr -1", "--lr", xfail=IDM_UNCHECKED),
-    C(IDM, "nan", "--lr nan", "--lr nan", "--lr", xfail=IDM_UNCHECKED),
-    C(IDM, "range", "--channels 0 8", "--channels 0 8", "--channels", xfail=IDM_UNCHECKED),
-    C(IDM, "range", "--val-every 0", "--val-every 0", "--val-every", xfail=IDM_UNCHECKED),
-    C(IDM, "range", "--seed -1", "--seed -1", "--seed", xfail=IDM_UNCHECKED),
-    C(IDM, "range", "--windows 0", "--world {world} --eval-data {frames} --windows 0", "--windows", xfail=IDM_UNCHECKED),
-    C(IDM, "range", "--horizon 0", "--world {world} --eval-data {frames} --horizon 0", "--horizon", xfail=IDM_UNCHECKED),
+    C(IDM, "range", "--lr -1", "--lr -1", "--lr"),
+    C(IDM, "nan", "--lr nan", "--lr nan", "--lr"),
+    C(IDM, "range", "--channels 0 8", "--channels 0 8", "--channels"),
+    C(IDM, "range", "--val-every 0", "--val-every 0", "--val-every"),
+    C(IDM, "range", "--seed -1", "--seed -1", "--seed"),
+    C(IDM, "range", "--windows 0", "--world {world} --eval-data {frames} --windows 0", "--windows"),
+    C(IDM, "range", "--horizon 0", "--world {world} --eval-data {frames} --horizon 0", "--horizon"),
     C(IDM, "kind", "--device cuda without CUDA", "--device cuda", "--device", no_cuda=True),
-    C(IDM, "kind", "--out under a regular file", "--out {afile}/idm.pt", "--out", xfail=IDM_UNCHECKED),
+    C(IDM, "kind", "--out under a regular file", "--out {afile}/idm.pt", "--out"),
     C(IDM, "foreign", "a token dataset as frames", "--data {tokens}", "{tokens}"),
     C(IDM, "corrupt", "an IDM of random bytes", "--idm {bad}", "{bad}", garbage("idm.pt"), base=IDM_SCORE),
     # preprocess.seeds: seed files cut from a dataset
