@@ -221,7 +221,13 @@ def frame_detail(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _decode_uint8(wm: WorldModel, tokens: torch.Tensor) -> torch.Tensor:
-    """(n, h, w) tokens -> (n, H, W, 3) uint8 on the model's device, rounded as `ochre.frames.to_uint8` rounds."""
+    """(n, ...) codes -> (n, H, W, 3) uint8 on the model's device, rounded as `ochre.frames.to_uint8` rounds.
+
+    Token grids decode on the device; a latent world's float codes go through its own `decode`. (Their
+    `codes_in_use` counts distinct latent values, nearly all of them, so the code-collapse test stays quiet.)
+    """
+    if tokens.is_floating_point():
+        return torch.as_tensor(wm.decode(tokens), device=wm.device)
     x = wm.tokenizer.decode_tokens(tokens)
     return x.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1)
 

@@ -31,7 +31,7 @@ from ochre.actions import ActionSpec, DiscreteActionSpec
 from ochre.errors import OchreError
 from ochre.inputs import load_seed
 from ochre.runtime import WorldModel, WorldState
-from ochre.sampling import Sampling, sample_tokens
+from ochre.sampling import Sampling
 
 CLOSED = "this WorldEnv is closed; make a new one"
 
@@ -131,11 +131,10 @@ class WorldEnv(gymnasium.Env[np.ndarray, Any]):
         state = _repeat_state(self._current_state(), len(plans))
         generator = self._fork_generator(seed)
         plans_t = torch.as_tensor(plans, device=world.device)
-        dynamics, tokens, out = state.dynamics, state.tokens, []
-        for j in range(plans_t.shape[1]):
-            dynamics, logits = world.dynamics.step(dynamics, tokens, plans_t[:, j])
-            tokens = sample_tokens(logits, world.sampling, world.temperature, world.top_k, generator)
-            out.append(tokens)
+        out = []
+        for j in range(plans_t.shape[1]):  # next_state steps a token or a latent world alike
+            state = world.next_state(state, plans_t[:, j], world.sampling, world.temperature, world.top_k, generator)
+            out.append(state.tokens)
         return world.decode(torch.stack(out, 1))
 
     # -- helpers -------------------------------------------------------------

@@ -211,6 +211,18 @@ def test_live_app_plays_a_flow_world_and_shows_its_sampler(latent_worlds, tmp_pa
     assert len((out / "timings.csv").read_text().splitlines()) == 7 and (out / "play.mp4").is_file()
 
 
+def test_the_stability_check_runs_on_a_flow_world(latent_worlds):
+    from ochre.inputs import load_seed
+    from ochre.stability import judge, stability_rollout
+
+    wm = WorldModel.load(latent_worlds["latent_flow"], device="cpu")
+    frames, actions = load_seed(latent_worlds["seed"])
+    frames, actions = (frames, actions) if frames.ndim == 4 else (frames[0], None if actions is None else actions[0])
+    trace = stability_rollout(wm, frames, actions, "random", steps=12, chunk=5)
+    assert trace.frames.shape == (12, 64, 64, 3) and trace.detail.shape == (12,) and np.isfinite(trace.detail).all()
+    assert judge(trace).verdict in {"alive", "static", "frozen", "blur"}
+
+
 def test_gymnasium_env_plays_a_flow_world(latent_worlds):
     env = gymnasium.make("ochre/World-v0", checkpoint=str(latent_worlds["latent_flow"]), seed_frames=str(latent_worlds["seed"]),
                          device="cpu", sampling="sample", max_episode_steps=3)  # fmt: skip
@@ -220,6 +232,9 @@ def test_gymnasium_env_plays_a_flow_world(latent_worlds):
     env.reset(seed=1)
     again = env.reset(seed=0)[0]
     assert (again == frame).all()
+    plans = np.stack([[env.action_space.sample() for _ in range(2)] for _ in range(3)])
+    video = env.unwrapped.imagine(plans, seed=4)  # planning rolls a latent world out too
+    assert video.shape == (3, 2, 64, 64, 3) and (env.unwrapped.imagine(plans, seed=4) == video).all()
     env.close()
 
 
