@@ -43,6 +43,24 @@ def _integers(actions: Any, problem: str) -> np.ndarray:
     return arr
 
 
+def _sample_factors(factors: tuple[int, ...], rng: np.random.Generator, size: int | tuple[int, ...] | None) -> np.ndarray:
+    """Uniform encoded actions of a factored schema: one independent draw per control."""
+    size = () if size is None else (size,) if isinstance(size, int) else tuple(size)
+    return np.stack([rng.integers(0, f, size=size) for f in factors], axis=-1)
+
+
+def _validate_factors(actions: Any, schema: str, names: tuple[str, ...], factors: tuple[int, ...], source: str) -> np.ndarray:
+    """Encoded actions of a factored schema (..., C) as int64, with one error line naming the first bad control."""
+    arr = _integers(actions, f"{source}: encoded actions must be integers for the '{schema}' schema")
+    if arr.shape[-1:] != (len(names),):
+        raise OchreError(f"{source}: each action needs {len(names)} columns ({', '.join(names)}), got shape {arr.shape}")
+    for col, (name, f) in enumerate(zip(names, factors, strict=True)):
+        bad = (arr[..., col] < 0) | (arr[..., col] >= f)
+        if bad.any():
+            raise OchreError(f"{source}: '{name}' value {int(arr[..., col][bad].flat[0])} is outside 0-{f - 1}")
+    return arr.astype(np.int64)
+
+
 @dataclass(frozen=True)
 class DiscreteActionSpec:
     """One categorical action per step, ids 0..n-1 (Procgen, Atari)."""
@@ -233,20 +251,10 @@ class FirstPersonActionSpec:
         return out
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...] | None = None) -> np.ndarray:
-        size = () if size is None else (size,) if isinstance(size, int) else tuple(size)
-        return np.stack([rng.integers(0, f, size=size) for f in self.factors], axis=-1)
+        return _sample_factors(self.factors, rng, size)
 
     def validate(self, actions: Any, source: str = "actions") -> np.ndarray:
-        arr = _integers(actions, f"{source}: encoded actions must be integers for the '{self.name}' schema")
-        if arr.shape[-1:] != self.shape:
-            raise OchreError(
-                f"{source}: each action needs {self.shape[0]} columns ({', '.join(self.control_names)}), got shape {arr.shape}"
-            )
-        for col, (name, f) in enumerate(zip(self.control_names, self.factors, strict=True)):
-            bad = (arr[..., col] < 0) | (arr[..., col] >= f)
-            if bad.any():
-                raise OchreError(f"{source}: '{name}' value {int(arr[..., col][bad].flat[0])} is outside 0-{f - 1}")
-        return arr.astype(np.int64)
+        return _validate_factors(actions, self.name, tuple(self.control_names), self.factors, source)
 
     def active_controls(self, actions: np.ndarray) -> np.ndarray:
         """(..., C) bool: camera moved off the still bin, buttons pressed."""
@@ -332,20 +340,10 @@ class FactoredActionSpec:
         return np.broadcast_to(np.asarray(self.rest, dtype=np.int64), (*size, *self.shape)).copy()
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...] | None = None) -> np.ndarray:
-        size = () if size is None else (size,) if isinstance(size, int) else tuple(size)
-        return np.stack([rng.integers(0, f, size=size) for f in self.factors], axis=-1)
+        return _sample_factors(self.factors, rng, size)
 
     def validate(self, actions: Any, source: str = "actions") -> np.ndarray:
-        arr = _integers(actions, f"{source}: encoded actions must be integers for the '{self.name}' schema")
-        if arr.shape[-1:] != self.shape:
-            raise OchreError(
-                f"{source}: each action needs {self.shape[0]} columns ({', '.join(self.controls)}), got shape {arr.shape}"
-            )
-        for col, (name, f) in enumerate(zip(self.controls, self.factors, strict=True)):
-            bad = (arr[..., col] < 0) | (arr[..., col] >= f)
-            if bad.any():
-                raise OchreError(f"{source}: '{name}' value {int(arr[..., col][bad].flat[0])} is outside 0-{f - 1}")
-        return arr.astype(np.int64)
+        return _validate_factors(actions, self.name, tuple(self.controls), self.factors, source)
 
     def active_controls(self, actions: np.ndarray) -> np.ndarray:
         """(..., C) bool: which controls are off their rest value."""
