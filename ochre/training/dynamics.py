@@ -81,11 +81,6 @@ def init_weights(model: Dynamics, state: dict[str, torch.Tensor], path: str) -> 
     model.load_state_dict(state, strict=False)
 
 
-def load_dynamics_weights(model: Dynamics, path: str) -> None:
-    """Start `model` from the dynamics weights of the world checkpoint at `path` (see `init_weights`)."""
-    init_weights(model, starting_weights(path), path)
-
-
 def starting_weights(path: str) -> dict[str, torch.Tensor]:
     """The dynamics weights of the world checkpoint at `path`, once they are known to be finite."""
     state = load_checkpoint(path, "ochre-world")["dynamics"]["state_dict"]
@@ -300,12 +295,13 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     tokenizer = build_tokenizer(tok_payload).to(device).requires_grad_(False)
     model_cfg = resolve_model_config(cfg, data, tokenizer, tok_path)
     check_loop_config(cfg.train, model_cfg)
-    if cfg.train.resume:  # a damaged training state or starting world stops here, before the run folder exists
+    # a damaged training state or starting world stops here, before the run folder exists
+    if cfg.train.resume:
         saved = load_torch(cfg.train.resume, "training state")
         if not isinstance(saved, dict) or saved.get("format") != "ochre-train-state":
             raise OchreError(f"{cfg.train.resume}: not a training state (train_state.pt); point train.resume at one")
-    elif cfg.train.init_from:
-        starting_weights(cfg.train.init_from)
+    uses_start = cfg.train.init_from and (not cfg.train.resume or cfg.train.hard_share > 0)
+    start = starting_weights(cfg.train.init_from) if uses_start else None  # read once, for the model and the scorer
     model = Dynamics(model_cfg).to(device)
     train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
     probes = build_probes(cfg, data, device) if main else Probes()
@@ -319,12 +315,12 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     resumed = ResumePoint()
     if cfg.train.resume:
         resumed = load_train_state(cfg.train.resume, model, opt, rng, extra)
-    elif cfg.train.init_from:
-        load_dynamics_weights(model, cfg.train.init_from)
+    elif start is not None:
+        init_weights(model, dict(start), cfg.train.init_from)
     logger = RunLogger(run_dir, cfg, cfg.logging, resumed) if main else None
     if cfg.train.hard_share > 0:
         scorer = Dynamics(model_cfg).to(device)
-        load_dynamics_weights(scorer, cfg.train.init_from)
+        init_weights(scorer, dict(start), cfg.train.init_from)
         focus_hard_windows(train, scorer, cfg.train, device, run_dir / "hard_windows.csv" if main else None)
     window_loss = distributed.data_parallel(WindowLoss(model, cfg.train, ctx), device)
     trainer = Trainer(model, window_loss, opt, scaler, train.sample, cfg.train, device, StepTimer(device), launch.distributed)
