@@ -5,7 +5,7 @@ WORLD  ?= coinrun
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv play play-headless test test-faults lint bench bench-data bench-tokenizer bench-live
+.PHONY: venv play play-headless world test test-faults lint bench bench-data bench-tokenizer bench-live
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Ochre needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -21,6 +21,12 @@ play: venv
 
 play-headless: venv
 	$(PY) -m live.play --checkpoint checkpoints/$(WORLD).pt --headless --frames 300 --out runs/play
+
+# A world made from its recipe, configs/$(WORLD)/recipe.yaml (README: Recipes): every stage in order into
+# runs/world_$(WORLD)/, skipping what is complete and resuming what was interrupted; `make world WORLD=new_game`
+# starts your own game; RECIPE_ARGS="--dry-run" prints the commands, "--until STAGE" stops after one.
+world: venv
+	$(PY) -m train.recipe configs/$(WORLD)/recipe.yaml $(RECIPE_ARGS)
 
 test: venv
 	$(PY) -m pytest

@@ -1,0 +1,230 @@
+"""Recipes (train/recipe.py, ochre/recipe*.py): the tiny recipe end to end, skip, resume, --until, --dry-run,
+--override, bad recipe files, and the shipped worlds' recipes against their cards' commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ochre.recipe import load_recipe
+from tests.conftest import ROOT, run_module
+
+TINY = "configs/tiny/recipe.yaml"
+
+
+def recipe(*args: str, check: bool = True):
+    return run_module("train.recipe", *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny recipe run once, end to end, as CI runs it."""
+    run = tmp_path_factory.mktemp("recipe") / "tiny"
+    recipe(TINY, "--run-dir", str(run))
+    return run
+
+
+@pytest.mark.slow
+def test_the_tiny_recipe_runs_every_stage_into_one_folder_with_a_card(tiny_run):
+    state = json.loads((tiny_run / "recipe_state.json").read_text())["stages"]
+    names = [s.name for s in load_recipe(TINY).stages]
+    assert list(state) == names and all(state[n]["done"] for n in names)
+    for path in ("tokenizer/checkpoints/tokenizer.pt", "dynamics/checkpoints/world.pt", "world.pt",
+                 "evaluate/summary.json", "playtest/playtest.json", "data/train/manifest.json", "logs/dynamics.log"):  # fmt: skip
+        assert (tiny_run / path).is_file(), path
+    card = (tiny_run / "card.md").read_text()
+    assert "python -m vqvae.tokenize --tokenizer" in card and "320 frames, 16 episodes" in card
+    assert re.search(r"\| dynamics \| `train.dynamics` \| .* \| step 4; val/\S+ .* \| \d+\.\d s \|", card)
+    assert re.search(r"\| PSNR mean 1-4, gray 84x84 \| \d+\.\d\d \|", card)
+
+
+@pytest.mark.slow
+def test_a_second_run_skips_every_complete_stage(tiny_run):
+    before = json.loads((tiny_run / "recipe_state.json").read_text())
+    proc = recipe(TINY, "--run-dir", str(tiny_run))
+    assert proc.stdout.count("complete, skipped") == len(load_recipe(TINY).stages)
+    assert json.loads((tiny_run / "recipe_state.json").read_text()) == before  # nothing ran, wall times kept
+
+
+@pytest.mark.slow
+def test_an_interrupted_trainer_resumes_from_its_training_state(tiny_run, tmp_path):
+    """A trainer stage stopped at step 4 of 8 (its train_state.pt saved) goes on from there with train.resume."""
+    tokens = tiny_run / "data" / "train_tokens"
+    file = tmp_path / "recipe.yaml"
+    stage = {"name": "dynamics", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml",
+             "overrides": {"data.path": str(tokens), "data.val_every": 4, "train.max_steps": 8}}  # fmt: skip
+    file.write_text(yaml.safe_dump({"name": "resume", "stages": [stage]}))
+    run = tmp_path / "run"
+    run_module(
+        "train.dynamics",
+        "--config",
+        "configs/tiny/dynamics.yaml",
+        f"data.path={tokens}",
+        "data.val_every=4",
+        "train.max_steps=4",
+        f"run.dir={run}",
+        "run.name=dynamics",
+    )  # fmt: skip  (the interrupted stage)
+    proc = recipe(str(file), "--run-dir", str(run))
+    assert "dynamics: resuming from step 4" in proc.stdout and "train.resume=" in proc.stdout
+    import torch
+
+    assert torch.load(run / "dynamics" / "checkpoints" / "world.pt", weights_only=True)["step"] == 8
+    assert "resumed from step 4" in (run / "card.md").read_text()
+
+
+@pytest.mark.slow
+def test_stop_at_ends_a_trainer_at_a_checkpointed_step(tiny_run, tmp_path):
+    over = ["--override", f"dynamics.data.path={tiny_run / 'data' / 'train_tokens'}", "--override", "dynamics.stop_at=2",
+            "--override", "dynamics.train.max_steps=2000", "--override", "dynamics.train.checkpoint_every=2"]  # fmt: skip
+    file = tmp_path / "recipe.yaml"
+    stage = {
+        "name": "dynamics",
+        "run": "train.dynamics",
+        "config": "configs/tiny/dynamics.yaml",
+        "overrides": {"data.val_every": 4},
+    }
+    file.write_text(yaml.safe_dump({"name": "stop", "stages": [stage]}))
+    recipe(str(file), "--run-dir", str(tmp_path / "run"), *over)
+    state = json.loads((tmp_path / "run" / "recipe_state.json").read_text())["stages"]["dynamics"]
+    assert state["done"] and 2 <= int(state["detail"].split()[1].replace(",", "")) < 2000
+
+
+@pytest.mark.slow
+def test_until_stops_after_a_stage_and_a_damaged_shard_is_played_again(tmp_path):
+    run = tmp_path / "run"
+    recipe(TINY, "--run-dir", str(run), "--until", "train_data")
+    assert list(json.loads((run / "recipe_state.json").read_text())["stages"]) == ["train_data"]
+    assert not (run / "tokenizer").exists() and "| train_data |" in (run / "card.md").read_text()
+    shard = run / "data" / "train" / "shard_00001.frames.npy"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    proc = recipe(TINY, "--run-dir", str(run), "--until", "train_data")
+    assert "re-playing shard_00001" in proc.stdout and "train_data: done" in proc.stdout
+    frames = np.load(shard)
+    assert frames.shape[0] == 160
+
+
+def test_dry_run_prints_the_commands_with_overrides_and_runs_nothing(tmp_path):
+    run = tmp_path / "run"
+    proc = recipe(TINY, "--dry-run", "--run-dir", str(run), "--override", "dynamics.train.max_steps=9",
+                  "--override", "train_data.frames=100", "--override", "heldout_data.env.start_level=5",
+                  "--override", "vars.data=/elsewhere")  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith("#")]
+    assert len(lines) == len(load_recipe(TINY).stages) and not run.exists()
+    assert (
+        lines[0].startswith("python -m preprocess.generate --world coinrun --frames 100 ")
+        and "--out /elsewhere/train" in lines[0]
+    )
+    assert "--env start_level=5 --env num_levels=50" in lines[1]
+    assert f"train.max_steps=9 run.dir={run} run.name=dynamics" in lines[4]
+    assert lines[6] == f"cp {run}/dynamics/checkpoints/world.pt {run}/world.pt"
+
+
+BAD = [
+    ("name: x\nstages:\n  - {name: a, run: preprocess.generat, out: d}\n", "stages[0] (a).run: 'preprocess.generat' is not"),
+    ("name: x\nstages:\n  - {name: a, run: preprocess.generate}\n", "stages[0] (a).out is missing"),
+    ("name: x\nstages:\n  - {name: a, run: train.dynamics, overides: {}}\n", "stages[0] (a).overides is not a stage field"),
+    ("name: x\nstages:\n  - {name: a, run: train.dynamics, overrides: {data.path: '{b}'}}\n", "{b} is neither a var nor"),
+    ("name: x\nstages:\n  - {name: a, run: train.dynamics, args: {frames: 1}}\n", "a trainer takes its settings as 'overrides'"),
+    ("name: x\nstages:\n  - {name: a, run: train.dynamics, config: nope.yaml}\n", "stages[0] (a).config: nope.yaml not found"),
+    ("name: x\nstages: [{name: a, run: train.dynamics}, {name: a, run: train.dynamics}]\n", "stages[1].name 'a' is used twice"),
+    ("name: x\nstages: [{name: a, run: train.dynamics}]\ncard: [{label: l, stage: b, file: f, key: k}]\n", "card[0].stage 'b'"),
+    ("name: x\nstage: []\n", "unknown field 'stage'"),
+    ("name: x\nstages: [{name: a\n", "not valid YAML at line"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD)
+def test_a_bad_recipe_file_stops_with_one_line_naming_the_file_and_field(tmp_path, text, message):
+    file = tmp_path / "recipe.yaml"
+    file.write_text(text)
+    proc = recipe(str(file), "--dry-run", check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith(f"error: {file}: ") and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--override", "dynamic.train.lr=1"], "has no stage 'dynamic'"),
+        (["--override", "dynamics"], "write STAGE.KEY=VALUE"),
+        (["--until", "dynamic"], "--until dynamic: no such stage"),
+    ],
+)
+def test_bad_flags_stop_with_one_line(args, message):
+    proc = recipe(TINY, "--dry-run", *args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- the shipped worlds: each recipe holds its card's command chain ---------------------------------------------
+
+DEFAULT_PRESETS = {"vqvae.train": "configs/coinrun/vqvae.yaml", "train.dynamics": "configs/coinrun/dynamics.yaml"}
+
+
+def card_commands(card: Path) -> list[tuple[list[str], str]]:
+    """(argv, trailing comment) of each command in the card's Reproduce block, continuation lines joined."""
+    block = card.read_text().split("## Reproduce", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        code, _, comment = line.partition("#")
+        if code.strip():
+            commands.append((shlex.split(code), comment))
+    return commands
+
+
+def essence(argv: list[str]) -> tuple[str, frozenset[str]]:
+    """A command without what a recipe names its own way: run folders, where shipped files go, preset defaults."""
+    module = argv[2] if argv[:2] == ["python", "-m"] else argv[0]
+    rest = argv[3:] if module != argv[0] else argv[1:]
+    if module in DEFAULT_PRESETS and "--config" not in rest:
+        rest = ["--config", DEFAULT_PRESETS[module], *rest]
+    preset = yaml.safe_load(Path(ROOT, rest[1]).read_text()) if rest[:1] == ["--config"] else {}
+    default_data = f"data.path={(preset.get('data') or {}).get('path')}"
+    kept = []
+    for token in rest:
+        token = re.sub(r"^(runs|checkpoints|assets)/\S*$", "<run>", token)
+        token = re.sub(r"=(runs|checkpoints)/\S*$", "=<run>", token)
+        if token.startswith(("run.name=", "run.dir=")) or token == default_data:
+            continue
+        kept.append(token)
+    return module, frozenset(kept) if module != "cp" else frozenset()
+
+
+@pytest.mark.parametrize("world", ["coinrun", "doom", "pong"])
+def test_a_shipped_world_recipe_holds_its_card_command_chain_in_order(world):
+    card = ROOT / "checkpoints" / f"{world}.md"
+    assert f"recipe: `configs/{world}/recipe.yaml`" in card.read_text()
+    stages = load_recipe(ROOT / "configs" / world / "recipe.yaml").stages
+    mine = [essence(shlex.split(s.display())) for s in stages]
+    last = -1
+    for argv, comment in card_commands(card):
+        want = essence(argv)
+        assert want in mine, f"{world} card command not in its recipe: {shlex.join(argv)}"
+        index = mine.index(want, last + 1) if want in mine[last + 1 :] else mine.index(want)
+        assert index > last, f"{world}: {shlex.join(argv)} comes earlier in the recipe than in the card"
+        last = index
+        if stopped := re.search(r"stopped after step ([\d,]+)", comment):
+            assert stages[index].stop_at == int(stopped.group(1).replace(",", ""))
+
+
+def test_the_new_game_recipe_starts_a_gymnasium_world(tmp_path):
+    rec = load_recipe(ROOT / "configs/new_game/recipe.yaml", ["vars.env_id=MountainCar-v0"], str(tmp_path))
+    assert rec.stages[0].display().startswith("python -m preprocess.generate --world gym:MountainCar-v0 ")
+    assert {"train_data", "tokenizer", "dynamics", "evaluate"} <= {s.name for s in rec.stages}
+
+
+@pytest.mark.slow
+def test_the_new_game_recipe_plays_its_gymnasium_env(tmp_path):
+    recipe("configs/new_game/recipe.yaml", "--run-dir", str(tmp_path), "--until", "train_data",
+           "--override", "train_data.frames=64", "--override", "train_data.shard-frames=64")  # fmt: skip
+    manifest = json.loads((tmp_path / "data" / "train" / "manifest.json").read_text())
+    assert manifest["world"] == "gym:CartPole-v1" and manifest["num_frames"] == 64 and manifest["complete"]
