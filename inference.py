@@ -2,6 +2,10 @@
 
     python inference.py --checkpoint checkpoints/coinrun.pt --seed-frames assets/coinrun/seed.npz \
         --actions assets/coinrun/actions.json --out out/
+    python inference.py --checkpoint checkpoints/coinrun.pt --out out/     # the checkpoint's seeds, 32 random actions
+
+Without --seed-frames every seed context the checkpoint carries is a seed (a batch);
+without --actions each seed gets --steps (default 32) uniformly random actions (--seed).
 
 Writes DIR/frames.npz (`frames` (N,H,W,3) or (B,N,H,W,3) uint8), DIR/video.mp4 and
 DIR/video.gif; with --gt, also DIR/comparison.mp4 (truth | prediction), DIR/metrics.csv
@@ -41,6 +45,8 @@ from ochre.inputs import load_actions, load_seed
 from ochre.io import atomic_path, write_text, write_video
 from ochre.metrics import mse, psnr_from_mse, ssim
 
+RANDOM_STEPS = 32  # random actions per seed without --actions (the evaluation protocol's horizon)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description=__doc__)
@@ -48,17 +54,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--seed-frames",
         type=input_path,
-        required=True,
-        help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder",
+        default=None,
+        help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder (default: the checkpoint's seeds)",
     )
     p.add_argument(
         "--actions",
         type=input_path,
-        required=True,
-        help=".npy, .json or .csv of future actions (N,) or (B,N); first person (N,10) or (B,N,10), csv one step per row",
+        default=None,
+        help=".npy, .json or .csv of future actions (N,) or (B,N); first person (N,10) or (B,N,10), csv one step per row "
+        f"(default: --steps uniformly random actions, {RANDOM_STEPS} if --steps is not given)",
     )
     p.add_argument("--out", type=writable_dir, required=True, help="output folder")
-    p.add_argument("--steps", type=positive_int, default=None, help="frames to generate (default: all actions)")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="frames to generate (default: all actions; without --actions, 32)"
+    )
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling")
     p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (> 0)")
     p.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely codes (default: all)")
@@ -82,14 +91,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_inputs(
-    wm: WorldModel, seed_path: str | Path, actions_path: str | Path, steps: int | None = None
+    wm: WorldModel, seed_path: str | Path | None, actions_path: str | Path | None, steps: int | None = None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Seed file + action script (+ the first `steps` actions) -> (seed (B,K,H,W,3), seed actions (B,K-1,...),
     future actions (B,N,...), batched?).
 
     "..." is the shape of one action in the world's schema: nothing for discrete ids,
-    (10,) for first-person actions.
+    (10,) for first-person actions. No seed file: the checkpoint's seed contexts, as a
+    batch. No action script: `steps` (default RANDOM_STEPS) random actions per seed.
     """
+    frames, seed_actions, batched = checkpoint_seeds(wm) if seed_path is None else load_seed_file(wm, seed_path)
+    return frames, seed_actions, future_actions(wm, actions_path, len(frames), steps, seed), batched
+
+
+def future_actions(wm: WorldModel, path: str | Path | None, batch: int, steps: int | None, seed: int) -> np.ndarray:
+    """(B, N, ...) future actions: the first `steps` of the script at `path` (one sequence is given to every seed),
+    or without a script `steps` (default RANDOM_STEPS) uniformly random ones, drawn with `seed`."""
+    one = wm.action_spec.shape
+    if path is None:
+        return wm.action_spec.sample(np.random.default_rng(seed), (batch, steps or RANDOM_STEPS)).astype(np.int64)
+    actions = wm.action_spec.validate(load_actions(path, one[0] if one else 0), path)
+    if actions.ndim == 1 + len(one):
+        actions = np.broadcast_to(actions, (batch, *actions.shape))
+    if actions.ndim != 2 + len(one) or actions.shape[0] != batch:
+        raise OchreError(f"{path}: actions have shape {actions.shape} but the seed has batch size {batch}")
+    if steps is not None:
+        if steps > actions.shape[1]:
+            raise OchreError(f"{path}: --steps {steps} but only {actions.shape[1]} actions given")
+        actions = actions[:, :steps]
+    if actions.shape[1] == 0:
+        raise OchreError(f"{path}: no actions")
+    return np.ascontiguousarray(actions)
+
+
+def checkpoint_seeds(wm: WorldModel) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The seed contexts the world's checkpoint carries: (B, K, H, W, 3), (B, K-1, ...), batched."""
+    if wm.seeds is None:
+        path = wm.info.get("path", "checkpoint")
+        raise OchreError(
+            f"{path}: carries no seed contexts; pass --seed-frames FILE, or add them with "
+            f"python -m train.seeds --checkpoint {path} --data DATASET"
+        )
+    return wm.seeds.frames, wm.seeds.actions, True
+
+
+def load_seed_file(wm: WorldModel, seed_path: str | Path) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A seed file -> (B, K, H, W, 3), (B, K-1, ...) checked against the world, and whether the file held a batch."""
     frames, seed_actions = load_seed(seed_path)
     if 0 in frames.shape[:-3]:
         raise OchreError(f"{seed_path}: holds no seed frames (shape {frames.shape}); a seed needs at least one frame")
@@ -106,18 +153,7 @@ def prepare_inputs(
     if seed_actions.shape != (b, k - 1, *one):
         want = (b, k - 1, *one) if batched else (k - 1, *one)
         raise OchreError(f"{seed_path}: 'actions' must have shape {want}, got {seed_actions.shape}")
-    actions = wm.action_spec.validate(load_actions(actions_path, one[0] if one else 0), actions_path)
-    if actions.ndim == 1 + len(one):
-        actions = np.broadcast_to(actions, (b, *actions.shape))
-    if actions.ndim != 2 + len(one) or actions.shape[0] != b:
-        raise OchreError(f"{actions_path}: actions have shape {actions.shape} but the seed has batch size {b}")
-    if steps is not None:
-        if steps > actions.shape[1]:
-            raise OchreError(f"{actions_path}: --steps {steps} but only {actions.shape[1]} actions given")
-        actions = actions[:, :steps]
-    if actions.shape[1] == 0:
-        raise OchreError(f"{actions_path}: no actions")
-    return frames, seed_actions, np.ascontiguousarray(actions), batched
+    return frames, seed_actions, batched
 
 
 def load_ground_truth(path: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -201,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     wm = WorldModel.load(args.checkpoint, device=args.device)
     set_flow_sampling(wm, args.flow_steps, args.guidance)
-    seed, seed_actions, actions, batched = prepare_inputs(wm, args.seed_frames, args.actions, args.steps)
+    seed, seed_actions, actions, batched = prepare_inputs(wm, args.seed_frames, args.actions, args.steps, args.seed)
     gt = load_ground_truth(args.gt, (*actions.shape[:2], *wm.frame_shape)) if args.gt else None
     torch.manual_seed(args.seed)
     runs = []

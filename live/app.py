@@ -1,7 +1,7 @@
 """Putting the app together from a checkpoint: seeds, session, ghost, controller.
 
     wm = load_world("checkpoints/coinrun.pt", device="auto")
-    session = open_session(wm, seed_path=None)      # assets/<world>/seed.npz
+    session = open_session(wm, seed_path=None)      # the checkpoint's seed contexts
     controller = PlayController(session, bindings_for(wm.action_spec), checkpoint=...)
 
 The parts live in their own modules: `bindings` (keys -> actions), `tracker`
@@ -71,8 +71,12 @@ def load_world(
 
 
 def open_session(wm: WorldModel, seed_path: str | None = None, rewind_seconds: float = 10.0) -> Session:
-    """A session on `wm` seeded from `seed_path` (default: the world's shipped seed frames)."""
-    seeds, seed_actions = load_seeds(seed_path or default_seed_path(wm), wm)
+    """A session on `wm` seeded from `seed_path`; without one, from the clips its checkpoint carries, or for an
+    older checkpoint without them, from assets/<world>/seed.npz."""
+    if seed_path is None and wm.seeds is not None:
+        seeds, seed_actions = wm.seeds.frames, wm.seeds.actions
+    else:
+        seeds, seed_actions = load_seeds(seed_path or default_seed_path(wm), wm)
     return Session(wm, seeds, seed_actions, rewind_frames=int(rewind_seconds * wm.fps))
 
 

@@ -131,7 +131,7 @@ def markdown_row(result: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--checkpoint", type=input_file, default="checkpoints/coinrun.pt", help="world checkpoint")
-    p.add_argument("--seed-frames", type=input_path, default=None, help="seed frames (default: assets/<world>/seed.npz)")
+    p.add_argument("--seed-frames", type=input_path, default=None, help="seed frames (default: the checkpoint's seed contexts)")
     p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     p.add_argument("--frames", type=positive_int, default=600, help="display frames to play")
     p.add_argument("--fps", type=positive_float, default=60.0, help="display rate to hold (the 60 fps target by default)")

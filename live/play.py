@@ -11,6 +11,9 @@ jumps, left click attacks, Ctrl sprints, Shift sneaks. Other worlds (gym:<id>) g
 keys derived from their actions: arrows/WASD for directions, space for fire, number
 keys for the rest, printed at start; --keys FILE rebinds them (see live/keymap.py).
 F1 shows every key.
+Without --seed-frames the world starts from the seed contexts its checkpoint carries
+(N takes the next one, R restarts it); a checkpoint without them falls back to
+assets/<world>/seed.npz.
 Headless mode writes DIR/play.mp4, DIR/timings.csv and DIR/seed.npz + actions.npy
 (replay them with inference.py).
 """
@@ -46,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed-frames",
         type=input_path,
         default=None,
-        help="seed .npz / .mp4 / PNG folder (default: assets/<world>/seed.npz; --ghost seeds from the game)",
+        help="seed .npz / .mp4 / PNG folder (default: the checkpoint's own seed contexts; --ghost seeds from the game)",
     )
     p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling (G toggles)")

@@ -29,7 +29,8 @@ def _register_world_env() -> None:
     import gymnasium
 
     if "ochre/World-v0" not in gymnasium.registry:
-        gymnasium.register("ochre/World-v0", entry_point="ochre.world_env:WorldEnv")
+        # make(..., max_episode_steps=N) replaces this limit; the env has none of its own
+        gymnasium.register("ochre/World-v0", entry_point="ochre.world_env:WorldEnv", max_episode_steps=1000)
 
 
 _register_world_env()

@@ -2,7 +2,13 @@
 
 tokenizer checkpoint:  {"format": "ochre-tokenizer", config, state_dict, step, ...}
 world checkpoint:      {"format": "ochre-world", tokenizer: {...}, dynamics: {...},
-                        action_schema, configs, codebook_size, frame_shape, step, format_version}
+                        action_schema, configs, codebook_size, frame_shape, step, format_version,
+                        seeds: {frames, actions, source}}
+pixel world:           {"format": "ochre-pixel-world", model: {...}, action_schema, ..., seeds}
+
+`seeds` (optional; `ochre.seed_contexts`) holds a few clips of the world's own data, so
+the world plays from its file alone; `add_seed_contexts` puts them into a checkpoint
+written without them.
 
 Every checkpoint is checked before use, each failure one line that names the file:
 its format and version, the sections its format needs (`SECTIONS`), and, as a
@@ -17,10 +23,12 @@ from typing import Any, TypeVar
 
 import torch
 
+from ochre.actions import ActionSpec, action_spec_from_dict
 from ochre.config import from_dict, to_dict
 from ochre.errors import OchreError
 from ochre.io import load_torch, save_torch
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
+from ochre.seed_contexts import SeedContexts
 
 C = TypeVar("C")
 FORMAT_VERSION = 1
@@ -141,6 +149,24 @@ def load_tokenizer_payload(path: str | Path) -> dict[str, Any]:
 def load_tokenizer_or_world(path: str | Path) -> Tokenizer:
     """A tokenizer from a tokenizer checkpoint or from the tokenizer section of a world checkpoint."""
     return build_tokenizer(load_tokenizer_payload(path), path)
+
+
+def add_seed_contexts(path: str | Path, seeds: SeedContexts, data_spec: ActionSpec) -> dict[str, Any]:
+    """Write `seeds` (cut from a dataset whose action schema is `data_spec`) into the world or pixel world checkpoint
+    at `path`, in place and atomically, once they are known to fit it; returns the new payload."""
+    payload = load_torch(path)
+    kind = payload.get("format") if isinstance(payload, dict) else None
+    payload = checked(payload, path, kind if kind in ("ochre-world", "ochre-pixel-world") else "ochre-world")
+    spec = action_spec_from_dict(payload["action_schema"])
+    if data_spec.to_dict() != spec.to_dict():
+        raise OchreError(
+            f"{path}: the world's action schema is '{spec.name}' but the dataset {seeds.source.get('dataset')} records "
+            f"'{data_spec.name}' (or other settings of it); cut seeds from this world's own data"
+        )
+    SeedContexts.from_payload(seeds.to_payload(), path, tuple(payload["frame_shape"]), spec)  # fits, or one error line
+    payload["seeds"] = seeds.to_payload()
+    save_torch(path, payload)
+    return payload
 
 
 def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:

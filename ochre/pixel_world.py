@@ -22,6 +22,7 @@ from ochre.device import resolve_device
 from ochre.errors import OchreError
 from ochre.frames import to_unit
 from ochre.models.pixel_film import PixelFiLM, PixelFiLMConfig, rollout_frames
+from ochre.seed_contexts import SeedContexts
 
 
 class PixelWorld:
@@ -33,6 +34,7 @@ class PixelWorld:
         h, w = model.cfg.frame_size
         self.frame_shape = (h, w, 3)
         self.fps = float(self.info.get("fps", 15))
+        self.seeds: SeedContexts | None = None  # clips of its data in the checkpoint (older ones have none)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> PixelWorld:
@@ -40,7 +42,10 @@ class PixelWorld:
         model = PixelFiLM(config_from(PixelFiLMConfig, payload["model"]["config"], path, "model.config"))
         load_weights(model, payload["model"]["state_dict"], path, "model")
         info = {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload} | {"path": str(path)}
-        return cls(model, action_spec_from_dict(payload["action_schema"]), resolve_device(device), info)
+        world = cls(model, action_spec_from_dict(payload["action_schema"]), resolve_device(device), info)
+        if payload.get("seeds") is not None:
+            world.seeds = SeedContexts.from_payload(payload["seeds"], path, world.frame_shape, world.action_spec)
+        return world
 
     @torch.inference_mode()
     def rollout(self, seed_frames: np.ndarray, seed_actions: np.ndarray, future_actions: np.ndarray, **_: Any) -> np.ndarray:

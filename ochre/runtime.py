@@ -11,7 +11,8 @@ One world checkpoint (`ochre-world`) holds a token world (the ConvGRU/FiLM token
 dynamics, `model.type: convgru`) or a latent world (`latent_gru`, the deterministic
 latent predictor, or `latent_flow`, the rectified-flow world, over a continuous
 tokenizer's latents); `load` reads the type from the dynamics config and returns a
-`WorldModel` or a `LatentWorldModel`, which keep the same contract. A flow world samples
+`WorldModel` or a `LatentWorldModel`, which keep the same contract. `wm.seeds` holds the
+clips of its data the checkpoint carries (`ochre.seed_contexts`; None in older ones). A flow world samples
 with `wm.flow_steps` Euler steps and guidance `wm.guidance` (None in other worlds).
 """
 
@@ -36,6 +37,7 @@ from ochre.models.latent_gru import LatentGRU, LatentGRUConfig
 from ochre.models.latent_space import warm_up as warm_up_latents
 from ochre.models.tokenizer import Tokenizer
 from ochre.sampling import Sampling, sample_tokens, warm_up
+from ochre.seed_contexts import SeedContexts
 
 LATENT_MODELS = {"latent_gru": (LatentGRUConfig, LatentGRU), "latent_flow": (LatentFlowConfig, LatentFlow)}
 
@@ -81,13 +83,23 @@ class WorldModel:
         self.flow_steps: int | None = None  # flow worlds: Euler steps per frame
         self.guidance: float | None = None  # flow worlds: classifier-free guidance scale on the action
         self.generator = torch.Generator(device=device)
+        self.seeds: SeedContexts | None = None  # clips of the world's data in its checkpoint (older ones have none)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> WorldModel:
         payload = load_checkpoint(path, "ochre-world")
         config = payload["dynamics"]["config"]
-        if isinstance(config, dict) and config.get("type") in LATENT_MODELS:
-            return LatentWorldModel.from_payload(payload, path, device)
+        latent = isinstance(config, dict) and config.get("type") in LATENT_MODELS
+        world = (LatentWorldModel if latent else cls).from_payload(payload, path, device)
+        world.info["path"] = str(path)
+        if payload.get("seeds") is not None:
+            world.seeds = SeedContexts.from_payload(payload["seeds"], path, world.frame_shape, world.action_spec)
+        return world
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | Path, device: str = "auto") -> WorldModel:
+        """The token world in a loaded `ochre-world` checkpoint."""
+        config = payload["dynamics"]["config"]
         tokenizer = build_tokenizer(payload["tokenizer"], path)
         dynamics = Dynamics(config_from(DynamicsConfig, config, path, "dynamics.config"))
         load_weights(dynamics, payload["dynamics"]["state_dict"], path, "dynamics")

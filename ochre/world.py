@@ -10,6 +10,7 @@ from ochre.checkpoint import FORMAT_VERSION, state_dict_cpu
 from ochre.config import to_dict
 from ochre.io import save_torch
 from ochre.models.dynamics import Dynamics
+from ochre.seed_contexts import SeedContexts
 
 
 def save_world(
@@ -21,7 +22,9 @@ def save_world(
     step: int,
     world: str,
     fps: float,
+    seeds: SeedContexts | None = None,
 ) -> None:
+    """Write the world checkpoint (atomically); `seeds`, clips of its data, let it play from the file alone."""
     tok_cfg = tokenizer_payload["config"]
     save_torch(
         path,
@@ -39,5 +42,6 @@ def save_world(
             "dynamics": {"config": to_dict(dynamics.cfg), "state_dict": state_dict_cpu(dynamics)},
             "configs": configs,
             "step": step,
-        },
+        }
+        | ({"seeds": seeds.to_payload()} if seeds is not None else {}),
     )

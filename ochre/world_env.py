@@ -1,18 +1,20 @@
 """A learned world as a Gymnasium environment, so an RL agent can train or plan inside it.
 
     import gymnasium, ochre
-    env = gymnasium.make("ochre/World-v0", checkpoint="checkpoints/coinrun.pt",
-                         seed_frames="assets/coinrun/seed.npz", render_mode="rgb_array")
+    env = gymnasium.make("ochre/World-v0", checkpoint="checkpoints/coinrun.pt", render_mode="rgb_array")
     frame, info = env.reset(seed=0)                  # the last seed frame, {"seed_index": i}
     frame, reward, terminated, truncated, info = env.step(env.action_space.sample())
     futures = env.unwrapped.imagine(plans)           # (B, N) actions -> (B, N, H, W, 3), env untouched
 
-Each episode starts from one seed clip of `seed_frames` (a .npz, video or PNG folder, as
-`ochre.inputs.load_seed` reads it); the world then predicts every frame after it.
+Each episode starts from one seed clip: of `seed_frames` (a .npz, video or PNG folder, as
+`ochre.inputs.load_seed` reads it) when given, else of the clips the checkpoint carries
+(`ochre.seed_contexts`); the world then predicts every frame after it.
 
 Reward is always 0.0 and `terminated` always False: a world checkpoint predicts frames
 only, it has no reward or game-over head. Score frames in a wrapper to train an agent on
-a task. Episodes end by truncation after `max_episode_steps` steps.
+a task. Episodes end by truncation: `gymnasium.make(..., max_episode_steps=N)` (default
+1,000, the registered limit) wraps the env in Gymnasium's TimeLimit, the only limit; the env
+itself truncates only when built directly as `WorldEnv(..., max_episode_steps=N)`.
 
 With `sampling="sample"` the tokens are drawn with a torch generator seeded from the
 env's `np_random`, so `reset(seed=s)` and the same actions give the same frames.
@@ -48,25 +50,25 @@ class WorldEnv(gymnasium.Env[np.ndarray, Any]):
     def __init__(
         self,
         checkpoint: str | Path,
-        seed_frames: str | Path,
+        seed_frames: str | Path | None = None,
         device: str = "auto",
         sampling: Sampling = "greedy",
         temperature: float = 1.0,
         top_k: int | None = None,
-        max_episode_steps: int = 1000,
+        max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ):
         if sampling not in ("greedy", "sample"):
             raise OchreError(f"sampling must be 'greedy' or 'sample', got {sampling!r}")
-        if max_episode_steps < 1:
+        if max_episode_steps is not None and max_episode_steps < 1:
             raise OchreError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise OchreError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         world = WorldModel.load(checkpoint, device)
         world.sampling, world.temperature, world.top_k = sampling, temperature, top_k
         self._world: WorldModel | None = world
-        self._seeds, self._seed_actions = _load_seed_batch(seed_frames, world)
-        self.max_episode_steps = max_episode_steps
+        self._seeds, self._seed_actions = _seed_batch(checkpoint, seed_frames, world)
+        self.max_episode_steps = max_episode_steps  # None: no limit of its own (gymnasium.make adds TimeLimit)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": world.fps}
         self.observation_space = gymnasium.spaces.Box(0, 255, world.frame_shape, dtype=np.uint8)
@@ -100,12 +102,13 @@ class WorldEnv(gymnasium.Env[np.ndarray, Any]):
         return self._frame.copy(), {"seed_index": index}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Predict the next frame; reward 0.0, never terminated, truncated at `max_episode_steps`."""
+        """Predict the next frame; reward 0.0, never terminated, truncated at the env's own `max_episode_steps` if set."""
         state = self._current_state()
         frame, self._state = self.world.step(state, self._check_action(action))
         self._frame = frame
         self._steps += 1
-        return frame, 0.0, False, self._steps >= self.max_episode_steps, {"step": self._steps}
+        truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
+        return frame, 0.0, False, truncated, {"step": self._steps}
 
     def render(self) -> np.ndarray | None:
         """The latest frame (None before the first reset)."""
@@ -180,6 +183,20 @@ class WorldEnv(gymnasium.Env[np.ndarray, Any]):
             return generator.manual_seed(seed)
         generator.set_state(world.generator.get_state())
         return generator
+
+
+def _seed_batch(
+    checkpoint: str | Path, seed_frames: str | Path | None, world: WorldModel
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The seed clips of `seed_frames` when given, else those the checkpoint carries."""
+    if seed_frames is not None:
+        return _load_seed_batch(seed_frames, world)
+    if world.seeds is None:
+        raise OchreError(
+            f"{checkpoint}: this checkpoint carries no seed contexts; pass seed_frames=FILE (.npz, .mp4 or a PNG folder) "
+            f"or add them with python -m train.seeds --checkpoint {checkpoint} --data DATASET"
+        )
+    return world.seeds.frames, world.seeds.actions
 
 
 def _load_seed_batch(path: str | Path, world: WorldModel) -> tuple[np.ndarray, np.ndarray | None]:

@@ -5,10 +5,12 @@ python -m preprocess.generate --world coinrun --frames 30000 --env start_level=1
 python -m preprocess.generate --world doom --frames 100000 --workers 2 --env frame_skip=4 --out data/doom_train
 python -m preprocess.generate --world pong --frames 100000 --policy sticky --out data/pong_train
 
-Worlds: any Procgen game (coinrun, ninja, ...), doom, pong, atari:<ALE id>.
+Worlds: any Procgen game (coinrun, ninja, ...), doom, pong, atari:<ALE id>, and any
+Gymnasium env as gym:<id> or gym:<module>:<id> (the module imported first registers it).
 World settings go in --env key=value (procgen: distribution_mode, start_level,
 num_levels; doom: wad, map, frame_size, frame_skip, episode_timeout; atari:
-frame_size, frame_skip, repeat_action_probability). Policy settings go in
+frame_size, frame_skip, repeat_action_probability; gym: the env's own kwargs and
+frame_size, box_bins, max_episode_frames, fps). Policy settings go in
 --policy-set key=value (weights, hold_min, hold_max, repeat_prob, noop_prob).
 
 Interrupted or damaged? Run the same command again: finished shards whose files
@@ -26,13 +28,13 @@ from ochre.cli import ArgumentParser, input_path, nonneg_int, positive_int, writ
 from ochre.config import from_dict, parse_overrides
 from ochre.data.generate import GenerateJob, check_disjoint_levels, generate
 from ochre.data.policies import PLAY_PRESET, POLICIES, PolicyConfig
-from ochre.envs.worlds import default_num_envs
+from ochre.envs.worlds import WORLDS_HELP, default_num_envs
 from ochre.errors import cli_entry
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description=__doc__)
-    p.add_argument("--world", default="coinrun", help="coinrun (or any procgen game), doom, pong, atari:<ALE id>")
+    p.add_argument("--world", default="coinrun", help=f"the game: {WORLDS_HELP}")
     p.add_argument("--frames", "--steps", type=positive_int, required=True, help="number of frames to record")
     p.add_argument("--out", type=writable_dir, required=True, help="output dataset folder")
     p.add_argument(

@@ -238,6 +238,18 @@ def test_gymnasium_env_plays_a_flow_world(latent_worlds):
     env.close()
 
 
+def test_latent_worlds_carry_decoded_seed_contexts_and_play_alone(world, latent_worlds):
+    kind, wm = world
+    val_context = 2  # configs/tiny/latent_*.yaml
+    assert wm.seeds.frames.shape[1:] == (val_context, 64, 64, 3) and wm.seeds.source["kind"] == "latents"
+    assert wm.seeds.frames.std() > 1  # decoded pictures, not a constant
+    env = gymnasium.make("ochre/World-v0", checkpoint=str(latent_worlds[kind]), device="cpu", max_episode_steps=2)
+    frame, info = env.reset(seed=0)
+    assert np.array_equal(frame, wm.seeds.frames[info["seed_index"], -1])
+    assert [env.step(env.action_space.sample())[3] for _ in range(2)] == [False, True]
+    env.close()
+
+
 # -- the flow objective and sampler ------------------------------------------
 def test_flow_loss_is_zero_at_the_true_velocity_of_a_linear_path():
     noise, data, t = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8), torch.rand(4)

@@ -35,6 +35,7 @@ from ochre.models.latent_flow import LatentFlow, LatentFlowConfig
 from ochre.models.latent_gru import LatentGRU, LatentGRUConfig
 from ochre.models.latent_space import LatentSpaceConfig
 from ochre.models.tokenizer import Tokenizer
+from ochre.seed_contexts import SeedContexts, seed_contexts, tokenizer_decoder
 from ochre.training import distributed
 from ochre.training.common import autocast, grad_scaler, lr_at, optimizer_step, set_lr, setup_torch, to_floats
 from ochre.training.latent_config import LatentTrainConfig
@@ -84,6 +85,7 @@ class Run:
     start: int  # the first step: 0, or where the resumed run stopped
     world: str
     fps: float
+    seeds: SeedContexts  # clips of validation episodes, so the world plays alone
     t0: float = field(default_factory=time.time)
     bad_steps: int = 0
 
@@ -142,10 +144,11 @@ def build_run(cfg: LatentTrainConfig, device: torch.device) -> Run:
     speed = Throughput(t.batch_size * (t.seq_len - 1), resumed.step)
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     params = sum(p.numel() for p in model.parameters()) / 1e6
+    decode = tokenizer_decoder(tokenizer, device)  # the dataset's raw latents -> frames
     print(f"run folder: {run_dir}  ({params:.2f}M params, {device}, {len(sampler)} train windows)")
     return Run(
         cfg, model, window_loss, opt, scaler, sampler, val, tokenizer, tok_payload, data.action_spec, logger, rng, speed,
-        device, run_dir, resumed.step, world, fps,
+        device, run_dir, resumed.step, world, fps, seed_contexts(data, t.val_context, cfg.data.val_every, decode),
     )  # fmt: skip
 
 
@@ -240,6 +243,6 @@ def save(run: Run, step: int) -> None:
     info = run_info(run.device, 1, run.speed, step)
     configs = {"dynamics_train": to_dict(run.cfg), "tokenizer_train": run.tok_payload.get("train_config", {})}
     configs |= {"run_info": info.to_json()}
-    save_world(run.world_path, run.tok_payload, run.model, run.spec, configs, step, run.world, run.fps)
+    save_world(run.world_path, run.tok_payload, run.model, run.spec, configs, step, run.world, run.fps, run.seeds)
     save_train_state(run.state_path, run.model, run.opt, step, run.rng, {"scaler": run.scaler}, run.logger.wandb_id)
     info.write(run.run_dir)

@@ -32,6 +32,7 @@ from ochre.images import image_grid
 from ochre.io import save_torch
 from ochre.metrics import psnr, ssim
 from ochre.models.pixel_film import PixelFiLM, PixelFiLMConfig, motion_weighted_bce, rollout_frames
+from ochre.seed_contexts import SeedContexts, seed_contexts
 from ochre.training import distributed
 from ochre.training.common import (
     DataConfig,
@@ -105,7 +106,10 @@ def window_loss(model: PixelFiLM, batch: Batch, cfg: PixelFiLMLoopConfig, device
     return loss, {"loss": float(loss), "psnr": float(10 * torch.log10(1 / mse.clamp_min(1e-10)))}
 
 
-def save_pixel_world(path: Path, model: PixelFiLM, spec: ActionSpec, configs: dict, step: int, world: str, fps: float) -> None:
+def save_pixel_world(
+    path: Path, model: PixelFiLM, spec: ActionSpec, configs: dict, step: int, world: str, fps: float, seeds: SeedContexts
+) -> None:
+    """Write the pixel world checkpoint (atomically), with clips of its validation episodes (`seeds`)."""
     h, w = model.cfg.frame_size
     save_torch(
         path,
@@ -119,6 +123,7 @@ def save_pixel_world(path: Path, model: PixelFiLM, spec: ActionSpec, configs: di
             "model": {"config": to_dict(model.cfg), "state_dict": state_dict_cpu(model)},
             "configs": configs,
             "step": step,
+            "seeds": seeds.to_payload(),
         },
     )
 
@@ -174,10 +179,11 @@ def train_pixel_film(cfg: PixelFiLMTrainConfig) -> Path:
     speed = Throughput(cfg.train.batch_size * f, start)
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     configs: dict[str, Any] = {"pixel_film_train": to_dict(cfg)}
+    seeds = seed_contexts(data, p, cfg.data.val_every)  # P frames: what the model's rollout starts from
 
     def save(step: int) -> None:
         info = run_info(device, 1, speed, step)
-        save_pixel_world(world_path, model, data.action_spec, configs | {"run_info": info.to_json()}, step, world, fps)
+        save_pixel_world(world_path, model, data.action_spec, configs | {"run_info": info.to_json()}, step, world, fps, seeds)
         save_train_state(state_path, model, opt, step, rng, {"scaler": scaler}, logger.wandb_id)
         info.write(run_dir)
 
