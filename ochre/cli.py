@@ -26,11 +26,24 @@ from typing import NoReturn
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Description and epilog as written; a flag's help ends with its default, unless it names its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.nargs == 0:
+            return text
+        if action.default in (None, "", [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one `error: ...` line (exit status 2), as every other user error in Ochre."""
+    """argparse whose errors are one `error: ...` line (exit status 2), as every other user error in Ochre, and
+    whose --help shows every flag's default."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
+import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -23,6 +25,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import yaml
 
 from ochre.cli import ArgumentParser, device_problem, folder_problem, input_file, special_file
+from ochre.config_help import config_help
 from ochre.errors import ConfigError
 
 C = TypeVar("C")
@@ -163,7 +166,7 @@ RULES: dict[str, Rule] = {
     "camera_factors": NON_NEGATIVE,
     "res_blocks": NON_NEGATIVE,
     "encoder_res_blocks": Range(-1),  # -1 = res_blocks
-    "latent_channels": AT_LEAST_1,
+    "latent_channels": Range(1, zero="latent worlds: read from the tokenizer"),  # tokenizers refuse 0 themselves
     "vq_codes": Range(2),
     "vq_dim": AT_LEAST_1,
     "vq_decay": Range(0, 1, high_open=True),
@@ -172,6 +175,16 @@ RULES: dict[str, Rule] = {
     "past_frames": AT_LEAST_1,
     "future_frames": AT_LEAST_1,
     "groups": AT_LEAST_1,
+    # latent worlds (ochre/models/latent_*.py, ochre/training/latent_config.py)
+    "width": AT_LEAST_1,
+    "cond_dim": AT_LEAST_1,
+    "flow_steps": Range(1, 64),  # 1-8 is the useful range
+    "feedback_steps": Range(1, 64),
+    "guidance": NON_NEGATIVE,  # 1 = conditional only, 0 = the action ignored
+    "latent_std": POSITIVE,
+    "huber_delta": POSITIVE,
+    "context_noise": NON_NEGATIVE,
+    "action_dropout": SHARE,
     # worlds and generation (ochre/envs, ochre/data)
     "frames": AT_LEAST_1,
     "num_envs": AT_LEAST_1,
@@ -355,18 +368,42 @@ def load_config(cls: type[C], preset: str | Path | None, overrides: list[str] | 
         raise ConfigError(f"{where}{err}") from None
 
 
-def preset_args(default_preset: str, argv: list[str] | None, doc: str | None) -> tuple[str, list[str]]:
-    """The shared CLI of every trainer: `--config PRESET key.sub=value ...` -> (preset, overrides)."""
-    p = ArgumentParser(description=doc)
+ConfigChooser = Callable[[str, list[str]], type]  # (preset, overrides) -> the config class they are for
+
+
+def preset_args(
+    default_preset: str, argv: list[str] | None, doc: str | None, config_for: ConfigChooser | None = None
+) -> tuple[str, list[str]]:
+    """The shared CLI of every trainer: `--config PRESET key.sub=value ...` -> (preset, overrides).
+
+    `--help` also lists every key of the config class `config_for` picks for the preset and overrides given
+    with it, with its default, choices, the preset's value and its comment (`ochre.config_help`)."""
+    args = sys.argv[1:] if argv is None else argv
+    epilog = _keys_help(default_preset, args, config_for) if config_for and {"-h", "--help"} & set(args) else None
+    p = ArgumentParser(description=doc, epilog=epilog)
     p.add_argument("--config", type=input_file, default=default_preset, help="YAML preset")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=5")
-    args = p.parse_args(argv)
-    return args.config, args.overrides
+    p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value, e.g. train.max_steps=5 (keys below)")
+    parsed = p.parse_args(argv)
+    return parsed.config, parsed.overrides
+
+
+def _keys_help(default_preset: str, args: list[str], config_for: ConfigChooser) -> str:
+    """The config keys part of `--help`, for the preset and overrides among `args`."""
+    pre = ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=default_preset)
+    pre.add_argument("overrides", nargs="*")
+    known, _ = pre.parse_known_args([a for a in args if a not in ("-h", "--help")])
+    try:
+        cls, preset = config_for(known.config, known.overrides), load_yaml(known.config)
+    except ConfigError as err:
+        return f"config keys: not listed, the preset cannot be read ({err})"
+    head = f"config keys of {cls.__name__} (key=default {{choices}} (preset: its value in {known.config}), then what it does):"
+    return f"{head}\n{config_help(cls, preset)}"
 
 
 def config_from_argv(cls: type[C], default_preset: str, argv: list[str] | None, doc: str | None) -> C:
     """`--config PRESET key.sub=value ...` -> validated config."""
-    return load_config(cls, *preset_args(default_preset, argv, doc))
+    return load_config(cls, *preset_args(default_preset, argv, doc, lambda *_: cls))
 
 
 def peek(preset: str | Path | None, overrides: list[str], key: str, default: Any) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from ochre.config import dump_yaml, from_dict, load_config, parse_overrides
 from ochre.errors import ConfigError
 from ochre.training.dynamics_config import DynamicsTrainConfig
+from ochre.training.latent_config import LatentFlowTrainConfig, LatentGRUTrainConfig
 from ochre.training.tokenizer import TokenizerTrainConfig
 
 
@@ -59,6 +60,9 @@ def test_presets_load_and_round_trip(tmp_path):
     for cls, preset in [
         (TokenizerTrainConfig, "configs/coinrun/vqvae.yaml"),
         (DynamicsTrainConfig, "configs/coinrun/dynamics.yaml"),
+        (TokenizerTrainConfig, "configs/coinrun/latent_ae.yaml"),
+        (LatentGRUTrainConfig, "configs/coinrun/latent_gru.yaml"),
+        (LatentFlowTrainConfig, "configs/coinrun/latent_flow.yaml"),
     ]:
         cfg = load_config(cls, preset, ["train.max_steps=5"])
         assert cfg.train.max_steps == 5
@@ -100,6 +104,27 @@ def test_values_out_of_range_stop_in_load_config_with_one_line(override, says):
     assert message.startswith("configs/tiny/dynamics.yaml: ") and says in message and "\n" not in message, message
 
 
+@pytest.mark.parametrize(
+    ("cls", "override", "says"),
+    [
+        (LatentFlowTrainConfig, "train.action_dropout=1.5", "'train.action_dropout' must be a number in [0, 1] (got 1.5)"),
+        (LatentFlowTrainConfig, "model.flow_steps=0", "'model.flow_steps' must be an integer in [1, 64] (got 0)"),
+        (LatentFlowTrainConfig, "model.width=0", "'model.width' must be an integer >= 1 (got 0)"),
+        (LatentFlowTrainConfig, "model.cond_dim=-2", "'model.cond_dim' must be an integer >= 1 (got -2)"),
+        (LatentFlowTrainConfig, "model.guidance=-1", "'model.guidance' must be a number >= 0 (got -1.0)"),
+        (LatentFlowTrainConfig, "model.latent_std=[1.0,0]", "'model.latent_std[1]' must be a number > 0 (got 0.0)"),
+        (LatentFlowTrainConfig, "train.context_noise=-0.1", "'train.context_noise' must be a number >= 0 (got -0.1)"),
+        (LatentGRUTrainConfig, "train.huber_delta=0", "'train.huber_delta' must be a number > 0 (got 0.0)"),
+        (LatentGRUTrainConfig, "train.context_noise=-1", "'train.context_noise' must be a number >= 0 (got -1.0)"),
+    ],
+)  # fmt: skip
+def test_latent_world_values_out_of_range_stop_in_load_config(cls, override, says):
+    preset = f"configs/tiny/{'latent_flow' if cls is LatentFlowTrainConfig else 'latent_gru'}.yaml"
+    with pytest.raises(ConfigError) as err:
+        load_config(cls, preset, [override])
+    assert says in str(err.value) and "\n" not in str(err.value), err.value
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is available here")
 def test_a_cuda_device_without_cuda_is_refused():
     with pytest.raises(ConfigError, match=r"'train.device' needs CUDA, but .* \(use cpu or auto\) \(got 'cuda'\)"):
@@ -131,7 +156,8 @@ def test_every_rule_names_a_field_of_some_config():
                 walk(kind, f"{f.name}.")
             keys.update({f.name, f"{prefix}{f.name}"})
 
-    roots = [DynamicsTrainConfig, TokenizerTrainConfig, PixelFiLMTrainConfig, GenerateJob]
+    roots = [DynamicsTrainConfig, TokenizerTrainConfig, PixelFiLMTrainConfig, LatentGRUTrainConfig, LatentFlowTrainConfig]
+    roots.append(GenerateJob)
     for cls in [*roots, ProcgenSettings, DoomSettings, AtariSettings, GymSettings]:
         walk(cls)
     assert set(RULES) <= keys, f"rules for no field: {sorted(set(RULES) - keys)}"
@@ -145,13 +171,18 @@ def test_presets_and_shipped_checkpoints_pass_the_rules():
     from ochre import WorldModel
     from ochre.training.pixel_film import PixelFiLMTrainConfig
 
+    classes = (DynamicsTrainConfig, TokenizerTrainConfig, PixelFiLMTrainConfig, LatentGRUTrainConfig, LatentFlowTrainConfig)
     for preset in sorted(Path("configs").glob("*/*.yaml")):
-        for cls in (DynamicsTrainConfig, TokenizerTrainConfig, PixelFiLMTrainConfig):
+        if preset.name == "recipe.yaml":  # a recipe lists stages, it is no trainer's config
+            continue
+        for cls in classes:
             try:
                 load_config(cls, preset, ["train.device=auto"])  # the GPU presets ask for cuda
                 break
             except ConfigError as err:  # another class's preset: its keys or model.type are not this class's
                 assert "unknown config key" in str(err) or "'model.type' must be one of" in str(err), err
+        else:
+            raise AssertionError(f"{preset}: no trainer's config class loads it")
     for world in sorted(Path("checkpoints").glob("*.pt")):
         WorldModel.load(world, device="cpu")
 

@@ -31,6 +31,9 @@ On CPU the processes use gloo (set OMP_NUM_THREADS, or train.threads, per proces
 train.dist_backend overrides the backend. train.resume continues a run on any number
 of processes: ranks the saved run had go on with their random streams, new ranks start
 fresh ones. model.type=pixel_film, latent_gru and latent_flow train in one process only.
+
+--help lists the config keys of the model type the preset and overrides pick, e.g.
+python -m train.dynamics --config configs/coinrun/latent_flow.yaml --help
 """
 
 from __future__ import annotations
@@ -51,9 +54,14 @@ MODEL_TYPES = {
 }
 
 
+def config_class(preset: str, overrides: list[str]) -> type:
+    """The config class of the model type the preset and overrides pick (for --help; convgru when unknown)."""
+    return MODEL_TYPES.get(peek(preset, overrides, "model.type", "convgru"), MODEL_TYPES["convgru"])[0]
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    preset, overrides = preset_args("configs/coinrun/dynamics.yaml", argv, __doc__)
+    preset, overrides = preset_args("configs/coinrun/dynamics.yaml", argv, __doc__, config_class)
     kind = peek(preset, overrides, "model.type", "convgru")
     if kind not in MODEL_TYPES:
         raise ConfigError(f"{preset}: model.type must be one of {list(MODEL_TYPES)}, got {kind!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ochre.cli import ArgumentParser, int_range, nonneg_int, positive_float, positive_int, writable_file
+from ochre.cli import ArgumentParser, int_range, known_device, nonneg_int, positive_float, positive_int, writable_file
 from ochre.data.store import EpisodeDataset
 from ochre.device import choose_device
 from ochre.errors import OchreError, cli_entry
@@ -27,7 +27,7 @@ from ochre.training.distributed import refuse_launch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--data", help="frame dataset to train on (episodes split into train/validation)")
     p.add_argument("--out", type=writable_file, help="where to write the trained IDM checkpoint (.pt)")
     p.add_argument("--idm", help="evaluate this trained IDM instead of training one")
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--horizon", type=positive_int, default=8, help="generated frames N")
     p.add_argument("--report", type=writable_file, help="write the results here as JSON (default: next to --out / --idm)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="training and window selection seed")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda | cuda:N | mps")
     return p.parse_args(argv)
 
 
