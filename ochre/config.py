@@ -109,6 +109,7 @@ RULES: dict[str, Rule] = {
     "checkpoint_every": AT_LEAST_1,
     "warmup_steps": NON_NEGATIVE,
     "threads": NON_NEGATIVE,  # 0 = torch's default
+    "prefetch": NON_NEGATIVE,  # 0 = draw batches on the main thread
     "seed": NON_NEGATIVE,
     "lr": POSITIVE,
     "disc_lr": POSITIVE,

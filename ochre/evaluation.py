@@ -64,7 +64,7 @@ class HorizonStats:
         b, n = pred.shape[:2]
         for name, (p, g) in views.items():
             err = (p - g).pow(2).flatten(2).mean(-1)  # (B, N)
-            self.sse[name] += err.sum(0).numpy()
+            self.sse[name] += err.sum(0).cpu().numpy()
             self.ssim[name] += np.array([ssim(p[:, h], g[:, h]) * b for h in range(n)])
         if self.lpips_model is not None:  # LPIPS takes [-1, 1]; its mean is over the batch, so weight by b
             self.lpips += np.array([float(self.lpips_model(pred[:, h] * 2 - 1, gt[:, h] * 2 - 1)) * b for h in range(n)])
@@ -109,6 +109,9 @@ def evaluate_world(
     k, n = settings.context, settings.horizon
     sampler = WindowSampler(data, k + n, split="all", seed=settings.seed)
     batch = sampler.fixed(settings.windows, seed=settings.seed)
+    device = getattr(wm, "device", torch.device("cpu"))  # metrics are computed where the rollout ran
+    if lpips is not None:
+        lpips = lpips.to(device)
     rng = np.random.default_rng(settings.seed)
     stats = {name: HorizonStats(n, lpips) for name in (*PREDICTORS, *baselines)}
     kept: dict[str, list[np.ndarray]] = {name: [] for name in ("ground_truth", "model", "model_random_actions", *baselines)}
@@ -122,9 +125,10 @@ def evaluate_world(
             "model": wm.rollout(seed, seed_actions, future),
             "model_random_actions": wm.rollout(seed, seed_actions, random_future),
         } | {name: baseline.rollout(seed, seed_actions, future) for name, baseline in baselines.items()}
+        gt_unit = to_unit(gt).to(device)
         for name, pred in preds.items():
-            stats[name].add(to_unit(pred), to_unit(gt))
-        stats["copy_last"].add(to_unit(np.repeat(seed[:, -1:], n, axis=1)), to_unit(gt))
+            stats[name].add(to_unit(pred).to(device), gt_unit)
+        stats["copy_last"].add(to_unit(np.repeat(seed[:, -1:], n, axis=1)).to(device), gt_unit)
         room = keep - sum(len(x) for x in kept["ground_truth"])
         if room > 0:
             for name, future_frames in {"ground_truth": gt, **preds}.items():

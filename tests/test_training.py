@@ -394,3 +394,23 @@ def test_states_saved_before_streams_were_kept_per_rank_still_resume():
     ranks = [{"torch": cpu_state, "numpy": numpy_state}] * 3
     assert saved_streams({"torch_rng": cpu_state, "numpy_rng": numpy_state, "extra": {"ranks": {"ranks": ranks}}}) == ranks
     assert saved_streams({"rngs": ranks[:2]}) == ranks[:2]
+
+
+def test_compiled_step_computes_the_eager_loss_and_gradients():
+    """train.compile=true: the compiled one-timestep forward gives the eager loss and gradients (same weights)."""
+    from ochre.training.dynamics import compile_step
+
+    cfg = DynamicsConfig(codebook_size=16, token_grid=[4, 4], num_actions=3, embed_dim=8, hidden_dim=8, layers=1, action_dim=8)
+    eager, compiled = Dynamics(cfg), Dynamics(cfg)
+    compiled.load_state_dict(eager.state_dict())
+    compile_step(compiled)
+    batch = Batch(torch.randint(0, 16, (2, 4, 4, 4)), torch.randint(0, 3, (2, 4)))
+    loop = DynamicsLoopConfig(token_noise=0.0)
+    losses = []
+    for model in (eager, compiled):
+        loss, _ = sequence_loss(model, batch, loop, p_ar=0.0)
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-5, msg=name)

@@ -14,6 +14,7 @@ backward, gradient clipping, AdamW) on random tokens and actions, after warm-up;
 frames/s = batch * (seq_len - 1) / step time. Host reads: the tensor values that
 one such step reads into Python (`ochre.benchmark.HostReads`), each a wait for
 the device on a GPU.
+`--compile` times the step with `train.compile=true` (compiled during warm-up).
 `--idm-span N` adds the inverse-dynamics head and trains it (idm_weight and
 idm_pred_weight 1). Inference: what the live app does per frame at batch 1:
 one `Dynamics.step`, greedy tokens, `Tokenizer.decode_tokens`.
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -46,9 +48,10 @@ from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 from ochre.sampling import sample_tokens
 from ochre.training.common import StepTimer, grad_scaler
-from ochre.training.dynamics import Trainer, adamw, train_step
+from ochre.training.dynamics import Trainer, adamw, compile_step, train_step
 from ochre.training.dynamics_config import DynamicsLoopConfig
 from ochre.training.dynamics_loss import LossContext, WindowLoss
+from ochre.training.prefetch import Prefetcher
 
 AMP_DTYPES = {"off": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -114,7 +117,8 @@ def training_step(
     """One optimizer step on `batch` as the trainer takes it outside log steps (`train_step`) at step ar_end, where
     the linear ramp has brought p_ar to ar_max: loss under autocast, backward, clip, AdamW."""
     opt, scaler = adamw(model, loop), grad_scaler(device, loop.amp)
-    trainer = Trainer(model, WindowLoss(model, loop, ctx), opt, scaler, lambda _: batch, loop, device, StepTimer(device))
+    batches = Prefetcher(lambda: batch, np.random.default_rng(0), depth=0)
+    trainer = Trainer(model, WindowLoss(model, loop, ctx), opt, scaler, batches, loop, device, StepTimer(device))
     return lambda: train_step(trainer, loop.ar_end)
 
 
@@ -152,6 +156,8 @@ def bench_training(args: argparse.Namespace, cfg: DynamicsConfig, tokenizer: Tok
         amp=args.amp,
     )
     model = Dynamics(cfg).to(device)
+    if args.compile:
+        compile_step(model)
     step = training_step(model, random_batch(cfg, args.batch, args.seq_len, device), loop, LossContext(tokenizer), device)
     times = step_times(step, args.steps, args.warmup, device)
     seconds = statistics.median(times)
@@ -185,7 +191,10 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("device / torch threads", f"{r['machine']['device']} / {r['machine']['threads']}"),
         (f"matmul peak ({peak['dtype']}, {s['matmul_size']}^3)", f"{peak['matmul_gflops']:.1f} GFLOP/s"),
         (f"conv peak ({c}ch 3x3, {h}x{w}, batch {b})", f"{peak['conv_gflops']:.1f} GFLOP/s"),
-        (f"train step (batch {s['batch']}, seq {s['seq_len']}, median of {s['steps']})", f"{train['step_s'] * 1000:.0f} ms"),
+        (
+            f"train step (batch {s['batch']}, seq {s['seq_len']}{', compiled' if s['compile'] else ''}, median of {s['steps']})",
+            f"{train['step_s'] * 1000:.0f} ms",
+        ),
         ("train step min / max", f"{train['step_s_min'] * 1000:.0f} / {train['step_s_max'] * 1000:.0f} ms"),
         ("train frames/s", f"{train['frames_per_s']:.1f}"),
         ("train FLOPs per step (fwd + bwd)", f"{train['flops_per_step'] / 1e9:.2f} GFLOP"),
@@ -211,6 +220,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pixel-weight", type=nonneg_float, default=0.0, help="train.pixel_weight: decode pixel_samples windows per step"
     )
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="bf16", help="train.amp (CUDA only; CPU runs float32)")
+    p.add_argument(
+        "--compile", action="store_true", help="train.compile: torch.compile the training step's forward (warm-up compiles)"
+    )
     p.add_argument("--steps", type=positive_int, default=12, help="timed training steps")
     p.add_argument("--repeats", type=positive_int, default=20, help="timed calls for the peaks and the inference frame")
     p.add_argument("--warmup", type=nonneg_int, default=2, help="untimed calls before each measurement")

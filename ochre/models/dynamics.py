@@ -379,8 +379,18 @@ class Dynamics(nn.Module):
         seen = [F.gelu(self.up(x)), emb]
         if two:
             seen.append(emb if last is None else last)  # the first step sees no motion
-        logits = self.head(torch.cat(seen, 1))
+        logits = self.token_logits(torch.cat(seen, 1))
         return DynamicsState(hidden, state.step + 1, memory, emb if two else None), logits
+
+    def token_logits(self, seen: torch.Tensor) -> torch.Tensor:
+        """The head on (B, C, h, w) features: (B, K, h, w) logits laid out channels-last (a view of (B, h, w, K)).
+
+        The last 1x1 convolution runs as a matmul into rows of K logits, so the softmax, cross-entropy and argmax
+        over the codes, which dominate a training step after the convolutions, read contiguous memory.
+        """
+        conv, act, last = self.head
+        features = act(conv(seen)).permute(0, 2, 3, 1)
+        return F.linear(features, last.weight.flatten(1), last.bias).permute(0, 3, 1, 2)
 
     def forward(
         self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState | None = None

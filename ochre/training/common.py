@@ -15,7 +15,7 @@ from ochre.device import DeviceChoice, choose_device
 
 @dataclass
 class DataConfig:
-    path: str = "data/coinrun_train"  # dataset folder (frames for the tokenizer, tokens for dynamics)
+    path: str = "data/coinrun_train"  # dataset folder: frames (tokenizer, pixel_film), tokens or latents (dynamics)
     val_every: int = 10  # every n-th episode is validation (split by episode, never by frame)
 
 
@@ -45,9 +45,10 @@ class LoopConfig:
     warmup_steps: int = 100  # linear warmup steps
     grad_clip: float = 1.0  # max gradient norm
     seed: int = 0  # torch/numpy seed
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps, one this machine has (auto: cuda when there is one)
     threads: int = 0  # torch CPU threads (0 = torch default)
     checkpoint_every: int = 500  # steps between checkpoint writes
+    prefetch: int = 2  # batches sampled ahead by a background thread (pinned memory on CUDA); 0 = on the main thread
 
 
 def lr_at(step: int, cfg: LoopConfig) -> float:
@@ -100,11 +101,18 @@ def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
 
 
 def setup_torch(cfg: LoopConfig) -> DeviceChoice:
-    """Seed torch, set CPU threads, and choose the device (train.device; see `ochre.device.choose_device`)."""
+    """Seed torch, set CPU threads, and choose the device (train.device; see `ochre.device.choose_device`).
+    On CUDA, cuDNN picks its fastest kernels for the (fixed) shapes and float32 matmuls and convolutions run
+    as TF32."""
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return choose_device(cfg.device, "train.device")
+    choice = choose_device(cfg.device, "train.device")
+    if choice.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")  # TF32
+    return choice
 
 
 def to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -39,6 +39,7 @@ from ochre.losses import LPIPSLoss, load_lpips
 from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.models.tokenizer import Tokenizer
 from ochre.playtest.checks import find_play_checks
+from ochre.seed_contexts import SeedContexts, seed_contexts, tokenizer_decoder
 from ochre.training import distributed
 from ochre.training.common import StepTimer, autocast, grad_scaler, lr_at, set_lr, setup_torch, to_floats
 from ochre.training.dynamics_config import DynamicsLoopConfig, DynamicsTrainConfig
@@ -47,6 +48,7 @@ from ochre.training.dynamics_validation import validate, validate_ball
 from ochre.training.hard_windows import focus_hard_windows
 from ochre.training.logger import RunLogger, make_run_dir
 from ochre.training.play_validation import PlayProbe, play_probe, validate_play
+from ochre.training.prefetch import Prefetcher
 from ochre.training.run_info import RunInfo, Throughput, run_info
 from ochre.training.state import ResumePoint, load_train_state, save_train_state
 from ochre.world import save_world
@@ -228,7 +230,7 @@ class Trainer:
     window_loss: nn.Module  # WindowLoss over `model`, wrapped in DDP under torchrun
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler | None  # fp16 on CUDA only
-    sample: Callable[[int], Batch]  # n -> n training windows
+    batches: Prefetcher  # the training windows, drawn ahead on a background thread
     cfg: DynamicsLoopConfig
     device: torch.device
     timer: StepTimer
@@ -257,6 +259,7 @@ class Checkpoint:
     rng: distributed.RankRNG  # every rank's random streams (the sampler's and torch's)
     extra: dict[str, Any]  # more training state: the fp16 scaler
     info: Callable[[int], RunInfo]  # step -> device, torch version and throughput, for the run folder and checkpoint
+    seeds: SeedContexts | None = None  # clips of validation episodes, so the world plays alone (rank 0 only)
 
 
 @dataclass
@@ -303,6 +306,8 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     uses_start = cfg.train.init_from and (not cfg.train.resume or cfg.train.hard_share > 0)
     start = starting_weights(cfg.train.init_from) if uses_start else None  # read once, for the model and the scorer
     model = Dynamics(model_cfg).to(device)
+    if cfg.train.compile:
+        compile_step(model)
     train = WindowSampler(data, cfg.train.seq_len, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
     probes = build_probes(cfg, data, device) if main else Probes()
     run_dir = distributed.broadcast_from_main(
@@ -323,14 +328,17 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
         init_weights(scorer, dict(start), cfg.train.init_from)
         focus_hard_windows(train, scorer, cfg.train, device, run_dir / "hard_windows.csv" if main else None)
     window_loss = distributed.data_parallel(WindowLoss(model, cfg.train, ctx), device)
-    trainer = Trainer(model, window_loss, opt, scaler, train.sample, cfg.train, device, StepTimer(device), launch.distributed)
+    batches = Prefetcher(lambda: train.sample(cfg.train.batch_size), train.rng, cfg.train.prefetch, pin=device.type == "cuda")
+    trainer = Trainer(model, window_loss, opt, scaler, batches, cfg.train, device, StepTimer(device), launch.distributed)
     configs = {"dynamics_train": to_dict(cfg), "tokenizer_train": tok_payload.get("train_config", {})}
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     frames_per_step = cfg.train.batch_size * (cfg.train.seq_len - 1) * launch.world_size
     speed = Throughput(frames_per_step, resumed.step)
     paths = run_dir / "checkpoints" / "world.pt", run_dir / "checkpoints" / "train_state.pt"
     info = functools.partial(run_info, device, launch.world_size, speed)
-    checkpoint = Checkpoint(*paths, tok_payload, configs, world, fps, rng, extra, info)
+    decode = tokenizer_decoder(tokenizer, device)
+    seeds = seed_contexts(data, cfg.train.val_context, cfg.data.val_every, decode) if main else None
+    checkpoint = Checkpoint(*paths, tok_payload, configs, world, fps, rng, extra, info, seeds)
     if main:
         procs = f", {launch.world_size} processes" if launch.distributed else ""
         print(
@@ -375,6 +383,12 @@ def build_probes(cfg: DynamicsTrainConfig, data: EpisodeDataset, device: torch.d
     return Probes(val.to(device), ball, play)
 
 
+def compile_step(model: Dynamics) -> None:
+    """torch.compile the one-timestep forward the loss calls seq_len - 1 times per window (train.compile=true).
+    The weights stay the model's own, so checkpoints are unchanged; the first steps pay for the compilation."""
+    model.step_embedded = torch.compile(model.step_embedded)
+
+
 def adamw(model: Dynamics, cfg: DynamicsLoopConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
 
@@ -393,7 +407,7 @@ def train_step(trainer: Trainer, step: int, grad_groups: bool = False) -> StepLo
     cfg, timer = trainer.cfg, trainer.timer
     set_lr(trainer.opt, step, cfg)
     timer.start()
-    batch = trainer.sample(cfg.batch_size).to(trainer.device)
+    batch = trainer.batches.next().to(trainer.device)
     timer.lap("data")
     with autocast(trainer.device, cfg.amp):
         loss, logs = trainer.window_loss(batch, ar_probability(step, cfg), round(cfg.ar_len * ramp(step, cfg)))
@@ -449,12 +463,12 @@ def save(run: Run, step: int) -> None:
     """Rank 0 writes the world checkpoint and the training state after `step` steps; under torchrun every rank
     first hands over its RNG streams (a collective)."""
     ck, model = run.checkpoint, run.trainer.model
+    run.trainer.batches.rewind()  # the sampler's stream as the steps so far left it, not as the prefetch thread did
     ck.rng.gather()
     if distributed.is_main():
         info = ck.info(step)
-        save_world(
-            ck.world_path, ck.tok_payload, model, run.spec, ck.configs | {"run_info": info.to_json()}, step, ck.world, ck.fps
-        )
+        configs = ck.configs | {"run_info": info.to_json()}
+        save_world(ck.world_path, ck.tok_payload, model, run.spec, configs, step, ck.world, ck.fps, ck.seeds)
         save_train_state(ck.state_path, model, run.trainer.opt, step, ck.rng, ck.extra, run.logger.wandb_id)
         info.write(ck.world_path.parent.parent)
 

@@ -40,6 +40,7 @@ class DynamicsLoopConfig(LoopConfig):
     idm_weight: float = 0.0  # inverse dynamics on real frame pairs (needs model.idm_span > 0)
     idm_pred_weight: float = 0.0  # the frozen IDM head on predicted frames: predictions must show the action
     amp: Literal["off", "bf16", "fp16"] = "bf16"  # mixed precision on CUDA (CPU runs float32)
+    compile: bool = False  # torch.compile the one-timestep forward (the first steps pay for the compilation)
     max_bad_steps: int = 10  # non-finite losses skipped before the run stops
     resume: str = ""  # train_state.pt of an earlier run: continue it exactly (same config)
     init_from: str = ""  # world checkpoint whose dynamics weights start this run (fresh optimizer)

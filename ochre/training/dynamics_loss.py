@@ -94,9 +94,11 @@ def changed_weighted_ce(logits: torch.Tensor, target: torch.Tensor, previous: to
     """Cross-entropy over (B, K, h, w) logits, cells whose true token differs from the previous frame's weighted
     1 + `weight` and the weights normalised to mean 1: a small moving object (Pong's ball, a few of 256 cells)
     counts as much as the still field it moves over. weight 0: plain cross-entropy."""
+    rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])  # no copy for the model's channels-last logits
     if weight <= 0:
-        return F.cross_entropy(logits, target)
-    return change_weighted_mean(F.cross_entropy(logits, target, reduction="none"), target != previous, weight)
+        return F.cross_entropy(rows, target.reshape(-1))
+    per_cell = F.cross_entropy(rows, target.reshape(-1), reduction="none").view_as(target)
+    return change_weighted_mean(per_cell, target != previous, weight)
 
 
 def changed_weighted_l1(pred: torch.Tensor, target: torch.Tensor, previous: torch.Tensor, weight: float) -> torch.Tensor:

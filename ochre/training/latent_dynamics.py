@@ -42,6 +42,7 @@ from ochre.training.latent_config import LatentTrainConfig
 from ochre.training.latent_loss import ar_probability, flow_window_loss, gru_window_loss
 from ochre.training.latent_validation import validate
 from ochre.training.logger import RunLogger, make_run_dir
+from ochre.training.prefetch import Prefetcher
 from ochre.training.run_info import Throughput, run_info
 from ochre.training.state import ResumePoint, load_train_state, save_train_state
 from ochre.world import save_world
@@ -72,7 +73,7 @@ class Run:
     window_loss: WindowLoss
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler | None  # fp16 on CUDA only
-    sampler: LatentWindows
+    sampler: Prefetcher  # training windows (LatentWindows), drawn ahead on a background thread
     val: Batch  # fixed validation windows, normalised, on the device
     tokenizer: Tokenizer  # frozen, decodes for validation
     tok_payload: dict[str, Any]  # goes into the world checkpoint
@@ -132,20 +133,21 @@ def build_run(cfg: LatentTrainConfig, device: torch.device) -> Run:
     t = cfg.train
     if t.seq_len < 2 or not 1 <= t.context < t.seq_len or t.val_context < 1 or t.val_horizon < 1:
         raise ConfigError("train: need seq_len >= 2, 1 <= context < seq_len, val_context >= 1 and val_horizon >= 1")
-    sampler = LatentWindows(data, t.seq_len, "train", cfg.data.val_every, seed=t.seed)
+    windows = LatentWindows(data, t.seq_len, "train", cfg.data.val_every, seed=t.seed)
+    sampler = Prefetcher(lambda: windows.sample(t.batch_size), windows.rng, t.prefetch, pin=device.type == "cuda")
     val = LatentWindows(data, t.val_context + t.val_horizon, "val", cfg.data.val_every, seed=t.seed + 1).fixed(t.val_windows)
     val = Batch(model.norm.normalize(val.rows.to(device)), val.actions.to(device))
     run_dir = make_run_dir(cfg.run.dir, cfg.run.world, cfg.model.type, cfg.run.name, t.resume)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.01, betas=(0.9, 0.99))
     scaler = grad_scaler(device, t.amp)
-    rng = distributed.RankRNG(sampler.rng, device, t.seed, distributed.Launch())
+    rng = distributed.RankRNG(windows.rng, device, t.seed, distributed.Launch())
     resumed = load_train_state(t.resume, model, opt, rng, {"scaler": scaler}) if t.resume else ResumePoint()
     logger = RunLogger(run_dir, cfg, cfg.logging, resumed)
     speed = Throughput(t.batch_size * (t.seq_len - 1), resumed.step)
     world, fps = data.manifest.get("world", cfg.run.world), data.manifest.get("fps", 15)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     decode = tokenizer_decoder(tokenizer, device)  # the dataset's raw latents -> frames
-    print(f"run folder: {run_dir}  ({params:.2f}M params, {device}, {len(sampler)} train windows)")
+    print(f"run folder: {run_dir}  ({params:.2f}M params, {device}, {len(windows)} train windows)")
     return Run(
         cfg, model, window_loss, opt, scaler, sampler, val, tokenizer, tok_payload, data.action_spec, logger, rng, speed,
         device, run_dir, resumed.step, world, fps, seed_contexts(data, t.val_context, cfg.data.val_every, decode),
@@ -205,7 +207,7 @@ def train_step(run: Run, step: int) -> dict[str, torch.Tensor] | None:
     """One optimizer step on a fresh batch; its logs (detached tensors), or None when the loss was not finite."""
     cfg = run.cfg.train
     set_lr(run.opt, step, cfg)
-    batch = run.sampler.sample(cfg.batch_size).to(run.device)
+    batch = run.sampler.next().to(run.device)
     z = run.model.norm.normalize(batch.rows)
     with autocast(run.device, cfg.amp):
         loss, logs = run.window_loss(run.model, z, batch.actions, cfg, ar_probability(step, cfg))
@@ -240,6 +242,7 @@ def log_and_validate(run: Run, step: int, logs: dict[str, torch.Tensor], bar: tq
 
 def save(run: Run, step: int) -> None:
     """The world checkpoint (tokenizer + latent model + action schema + configs) and the training state."""
+    run.sampler.rewind()  # the sampler's stream as the steps so far left it, not as the prefetch thread did
     info = run_info(run.device, 1, run.speed, step)
     configs = {"dynamics_train": to_dict(run.cfg), "tokenizer_train": run.tok_payload.get("train_config", {})}
     configs |= {"run_info": info.to_json()}

@@ -65,6 +65,7 @@ from ochre.training.common import (
     setup_torch,
 )
 from ochre.training.logger import RunLogger, make_run_dir
+from ochre.training.prefetch import Prefetcher
 from ochre.training.run_info import RunInfo, Throughput, run_info
 from ochre.training.state import ResumePoint, load_train_state, save_train_state
 from ochre.training.synced_vq import synced_quantizer
@@ -179,7 +180,7 @@ class Run:
     opt: torch.optim.Optimizer
     critics: Critics
     scaler: torch.amp.GradScaler | None  # fp16 on CUDA only
-    sampler: WindowSampler  # training frames, seeded seed + rank
+    sampler: Prefetcher  # training frames (a WindowSampler seeded seed + rank), drawn ahead on a background thread
     val_frames: torch.Tensor | None  # (N, H, W, 3) uint8 held-out frames; rank 0 only
     logger: RunLogger | None  # rank 0 only
     rng: distributed.RankRNG
@@ -232,7 +233,8 @@ def build_run(cfg: TokenizerTrainConfig, device: torch.device, launch: distribut
             f"{cfg.data.path}: frames are {data.manifest['frame_shape'][:2]} but model.frame_size is {cfg.model.frame_size}; "
             f"set model.frame_size={list(data.manifest['frame_shape'][:2])}"
         )
-    sampler = WindowSampler(data, 1, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
+    frames = WindowSampler(data, 1, "train", cfg.data.val_every, seed=cfg.train.seed + launch.rank)
+    sampler = Prefetcher(lambda: frames.sample(cfg.train.batch_size), frames.rng, cfg.train.prefetch, device.type == "cuda")
     val_frames = (
         WindowSampler(data, 1, "val", cfg.data.val_every, seed=cfg.train.seed + 1).fixed(256).rows[:, 0] if main else None
     )
@@ -247,7 +249,7 @@ def build_run(cfg: TokenizerTrainConfig, device: torch.device, launch: distribut
     if critics.disc is not None:
         distributed.broadcast_parameters(critics.disc)  # DDP gives the tokenizer rank 0's weights; this the critic
     scaler = grad_scaler(device, cfg.train.amp)
-    rng = distributed.RankRNG(sampler.rng, device, cfg.train.seed, launch)
+    rng = distributed.RankRNG(frames.rng, device, cfg.train.seed, launch)
     extra = {"disc": critics.disc, "disc_opt": critics.disc_opt, "scaler": scaler}
     resumed = load_train_state(cfg.train.resume, model, opt, rng, extra) if cfg.train.resume else ResumePoint()
     logger = RunLogger(run_dir, cfg, cfg.logging, resumed) if main else None
@@ -266,7 +268,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     """One generator and (when on) discriminator update on a fresh batch; this rank's losses and batch scores."""
     cfg, model, device = run.cfg.train, run.model, run.device
     set_lr(run.opt, step, cfg)
-    x = to_model(run.sampler.sample(cfg.batch_size).rows[:, 0], device)
+    x = to_model(run.sampler.next().rows[:, 0], device)
     with autocast(device, cfg.amp):
         out = run.wrapped(x)
         loss, logs = generator_loss(out, x, cfg, run.critics, step)
@@ -299,6 +301,7 @@ def log_and_validate(run: Run, step: int, logs: dict[str, float]) -> None:
 def save(run: Run, step: int) -> None:
     """Rank 0 writes the tokenizer checkpoint (with the run's device and throughput) and the training state; under
     torchrun every rank first hands over its random streams (a collective)."""
+    run.sampler.rewind()  # the sampler's stream as the steps so far left it, not as the prefetch thread did
     run.rng.gather()
     if distributed.is_main():
         info = run.info(step)
