@@ -17,6 +17,9 @@ World-specific checks (`ochre.world_checks`, skip with --no-world-checks): camer
 response for first-person worlds (pure yaw/pitch held for 8 steps must shift the
 picture the right way; the real game scored beside it with --real-game-episodes) and
 ball tracking for pong (ball within 2 px of the truth after 6 open-loop steps).
+Play tests (`ochre.playtest`, --playtest-seeds, 0 skips them) play the world's registered
+input programs, or for a world with none registered (your own `gym:<id>` game) the generic
+set derived from its action schema (stand, each action held, sticky_random).
 Writes into the output folder: report.md, results.json (every number), metrics.csv and
 summary.json (the older flat outputs), plots/{horizon,ssim,delta_psnr,stability}.png,
 videos/samples.mp4 (ground truth | model | model with random actions) and
@@ -44,8 +47,7 @@ from ochre.idm import FrameIDM, action_following, load_idm
 from ochre.io import atomic_path, write_json, write_text, write_video
 from ochre.losses import load_lpips
 from ochre.pixel_world import PixelWorld
-from ochre.playtest.checks import find_play_checks, play_checks
-from ochre.playtest.programs import load_programs
+from ochre.playtest.checks import PlaytestPlan, find_play_checks, playtest_plan
 from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.report import build_results, render_markdown
@@ -104,7 +106,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--playtest-seeds", type=nonneg_int, default=16, help="real-game seeds per play-test program (0 = skip the play tests)"
     )
-    p.add_argument("--playtest-programs", default="", help="comma-separated play-test programs (default: all of the world's)")
+    p.add_argument(
+        "--playtest-programs",
+        default="",
+        help="comma-separated play-test programs (default: all of the world's, else the generic set from its actions)",
+    )
     p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", type=writable_dir, default=None, help="output folder (default: runs/<time>_<world>_eval)")
     return p.parse_args(argv)
@@ -242,13 +248,15 @@ def load_baseline(path: str, args: argparse.Namespace, wm: WorldModel) -> dict[s
     return {"pixel_film": baseline}
 
 
-def check_playtest_programs(args: argparse.Namespace, wm: WorldModel) -> None:
-    """Unknown --playtest-programs stop here, before the evaluation runs (the play tests come last)."""
+def playtest_programs(args: argparse.Namespace, wm: WorldModel) -> PlaytestPlan:
+    """The world's play-test plan (registered, else generic); unknown --playtest-programs stop here, before the
+    evaluation runs (the play tests come last)."""
     names = [p.strip() for p in args.playtest_programs.split(",") if p.strip()]
-    programs = load_programs(play_checks(str(wm.info.get("world", "")), wm.action_spec).programs)
-    missing = [p for p in names if p not in programs]
+    plan = playtest_plan(str(wm.info.get("world", "")), wm.action_spec)
+    missing = [p for p in names if p not in plan.programs]
     if missing:
-        raise OchreError(f"--playtest-programs: {', '.join(missing)} not found (the world has: {', '.join(programs)})")
+        raise OchreError(f"--playtest-programs: {', '.join(missing)} not found (the world has: {', '.join(plan.programs)})")
+    return plan
 
 
 def run_action_following(args: argparse.Namespace, idm: FrameIDM, predictors: dict[str, Predictor], data: EpisodeDataset) -> dict:
@@ -285,11 +293,11 @@ def run_world_checks(args: argparse.Namespace, wm: WorldModel, predictors: dict[
     return checks
 
 
-def run_playtest_section(args: argparse.Namespace, wm: WorldModel, out: Path) -> dict:
+def run_playtest_section(args: argparse.Namespace, wm: WorldModel, plan: PlaytestPlan, out: Path) -> dict:
     """The play tests (ochre/playtest) with --playtest-seeds seeds, greedy and sampled; videos under OUT/videos/playtest/."""
     programs = tuple(p.strip() for p in args.playtest_programs.split(",") if p.strip())
     settings = PlaytestSettings(seeds=args.playtest_seeds, context=args.context, programs=programs)
-    report = run_playtests(wm, settings, videos=out / "videos" / "playtest")
+    report = run_playtests(wm, settings, plan, videos=out / "videos" / "playtest")
     report["meta"]["checkpoint"] = args.checkpoint
     return report
 
@@ -346,8 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     data = EpisodeDataset(args.data, expect_kind="frames")
     baselines = load_baseline(args.baseline, args, wm) if args.baseline else {}
     idm = load_idm(args.idm, args.device if args.device != "auto" else "cpu")[0] if args.idm else None
-    if args.playtest_seeds:
-        check_playtest_programs(args, wm)
+    plan = playtest_programs(args, wm) if args.playtest_seeds else None
     out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "eval")
     if args.train_baseline:
         baselines = load_baseline(train_baseline(args, wm, out), args, wm)
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         files["videos"] |= videos
     results["action_following"] = run_action_following(args, idm, {"model": wm, **baselines}, data) if idm else None
     results["world_checks"] = None if args.no_world_checks else run_world_checks(args, wm, {"model": wm, **baselines}, data)
-    results["playtest"] = run_playtest_section(args, wm, out) if args.playtest_seeds else None
+    results["playtest"] = run_playtest_section(args, wm, plan, out) if plan else None
     results["files"] = files
     write_json(out / "results.json", results)
     playtest_text = "\n" + playtest_markdown(results["playtest"]) if results["playtest"] else ""

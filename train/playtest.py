@@ -10,6 +10,11 @@ and sampled. The scores (ochre/playtest/suite.py): avatar presence and position,
 motion sign and size, liveliness, detail, and PSNR beside copy-last and the tokenizer's
 ceiling. Writes OUT/playtest.json, OUT/playtest.md and one side-by-side video per program
 and sampling (real | world, the four seeds whose real episodes last longest) to OUT/videos/.
+
+A world with no programs registered (your own `gym:<id>` game) plays the generic set
+derived from its action schema (ochre/playtest/generic.py: stand, each action held,
+sticky_random); the report says so, and OUT/programs/ holds those programs as JSON files
+to edit and play again with --program-dir.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ from ochre.cli import (
 )
 from ochre.errors import OchreError, cli_entry
 from ochre.io import write_gif, write_json, write_text
-from ochre.playtest.checks import play_checks
-from ochre.playtest.programs import load_programs
+from ochre.playtest.checks import PlaytestPlan, playtest_plan
+from ochre.playtest.generic import write_programs
 from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.runtime import WorldModel
@@ -47,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--checkpoint", type=input_file, required=True, help="world checkpoint")
     p.add_argument("--seeds", type=positive_int, default=64, help="held-out real-game seeds per program")
-    p.add_argument("--programs", default="", help="comma-separated program names (default: all of the world's)")
+    p.add_argument(
+        "--programs", default="", help="comma-separated program names (default: all of the world's, else the generic set)"
+    )
     p.add_argument(
         "--program-dir", type=input_path, help="folder of program files (default: the world's, from ochre/playtest/checks.py)"
     )
@@ -71,12 +78,11 @@ def settings_from_args(args: argparse.Namespace) -> PlaytestSettings:
     return PlaytestSettings(args.seeds, modes, args.temperature, args.top_k, args.context, programs)
 
 
-def check_gif(args: argparse.Namespace, settings: PlaytestSettings, wm: WorldModel) -> None:
+def check_gif(args: argparse.Namespace, settings: PlaytestSettings, plan: PlaytestPlan) -> None:
     """--gif needs a --gif-program that this run plays (checked before the play tests run)."""
     if not args.gif:
         return
-    world = play_checks(str(wm.info.get("world", "")), wm.action_spec)
-    programs = settings.programs or tuple(load_programs(args.program_dir or world.programs))
+    programs = settings.programs or tuple(plan.programs)
     played = [f"{p}_{m}" for p in programs for m in settings.modes]
     if args.gif_program not in played:
         raise OchreError(f"--gif-program {args.gif_program!r} is not played by this run (choose one of: {', '.join(played)})")
@@ -91,14 +97,19 @@ def main(argv: list[str] | None = None) -> None:
     if problem:
         raise OchreError(f"--out: {problem}; give a folder that can be written with --out")
     wm = WorldModel.load(args.checkpoint, device=args.device)
-    check_gif(args, settings, wm)
+    plan = playtest_plan(str(wm.info.get("world", "")), wm.action_spec, args.program_dir)
+    check_gif(args, settings, plan)
+    if plan.source == "generic":
+        print(f"no play tests are registered for world '{wm.info.get('world', '')}': the generic set, {plan.origin}")
     t0 = time.time()
     clips: dict[str, np.ndarray] = {}
-    report = run_playtests(wm, settings, args.program_dir, None if args.no_videos else out / "videos", clips)
+    report = run_playtests(wm, settings, plan, None if args.no_videos else out / "videos", clips)
     report["meta"] |= {"checkpoint": str(args.checkpoint), "wall_s": round(time.time() - t0, 1)}
     write_json(out / "playtest.json", report)
     text = playtest_markdown(report)
     write_text(out / "playtest.md", text)
+    if plan.source == "generic":  # a starting point for the world's own programs
+        write_programs(out / "programs", {name: plan.programs[name] for name in report["meta"]["programs"]["played"]})
     print(text)
     if args.gif:
         if args.gif_program not in clips:
@@ -107,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         clip = clip[:GIF_STEPS, : 2 * wm.frame_shape[0]]  # two seeds, at most GIF_STEPS frames (the README's size)
         write_gif(args.gif, clip, fps=wm.fps)
         print(f"wrote {args.gif}")
-    print(f"wrote {out}/playtest.json, playtest.md" + ("" if args.no_videos else ", videos/"))
+    extra = ("" if args.no_videos else ", videos/") + (", programs/" if plan.source == "generic" else "")
+    print(f"wrote {out}/playtest.json, playtest.md{extra}")
 
 
 if __name__ == "__main__":

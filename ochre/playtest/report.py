@@ -43,6 +43,22 @@ def _objects_cell(objects: dict[str, Any]) -> str:
     return "; ".join(f"{name} {_f(o['present'])} / {_f(o['in_place_at_16'])}" for name, o in objects.items()) or "—"
 
 
+PROGRAM_SETS = {
+    "registered": "the programs registered for this world",
+    "folder": "the programs of --program-dir",
+    "generic": "the generic set (no play tests are registered for this world; no objects are scored)",
+}
+
+
+def _programs_lines(meta: dict[str, Any]) -> list[str]:
+    """Which programs ran and where they came from (reports written before this was recorded: nothing)."""
+    programs = meta.get("programs")
+    if not programs:
+        return []
+    played = ", ".join(f"`{name}`" for name in programs.get("played", programs["names"]))
+    return [f"Programs: {PROGRAM_SETS.get(programs['source'], programs['source'])}, {programs['from']}: {played}.", ""]
+
+
 def playtest_markdown(report: dict[str, Any]) -> str:
     meta, programs = report["meta"], report["programs"]
     lines = [
@@ -55,6 +71,7 @@ def playtest_markdown(report: dict[str, Any]) -> str:
         f"summed view motion over the first {MOTION_STEP} steps where the real view moved, with the world's motion along it "
         "over the real one; objects: share of the world's frames that draw each, / share of seeds where it is in place at step 16.",
         "",
+        *_programs_lines(meta),
         _row(
             [
                 "program",

@@ -6,6 +6,11 @@
     scores = score_program(real, world, ceiling, checks, finder, "greedy")
     report = run_playtests(wm, PlaytestSettings(seeds=64))    # all of that for every program of the world
 
+A world with programs registered (ochre/playtest/checks.py) plays those; any other world
+plays the generic set derived from its action schema (ochre/playtest/generic.py), scored
+with the same world-independent measures and without objects; the report's
+`meta.programs` says which set ran.
+
 The real game starts on fresh held-out seeds (`HELDOUT` settings: CoinRun levels from
 1,000,000, other worlds' seeds from `SEED_BASE`), takes K-1 do-nothing steps to give the
 world its context, then plays the program; the world is seeded with those K frames and
@@ -29,8 +34,8 @@ from ochre.frames import to_unit
 from ochre.io import write_video
 from ochre.metrics import psnr_from_mse, ssim, to_gray84
 from ochre.playtest.avatar import Finder
-from ochre.playtest.checks import PlayChecks, play_checks
-from ochre.playtest.programs import Program, load_programs
+from ochre.playtest.checks import PlayChecks, PlaytestPlan, playtest_plan
+from ochre.playtest.programs import Program
 from ochre.playtest.scores import frame_change, laplacian_variance, motion_agreement, step_motion
 from ochre.runtime import WorldModel
 
@@ -60,6 +65,15 @@ class RealPlay:
 def heldout_settings(kind: str) -> dict[str, Any]:
     """Env settings that keep the real game off the data's levels, by env kind (`world_kind`)."""
     return dict(HELDOUT.get(kind, {}))
+
+
+def real_game_settings(world: str, frame_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Held-out settings for the real game, drawing frames at the world's size where the env's size is a setting."""
+    overrides = heldout_settings(world_kind(world))
+    size = getattr(world_settings(world, overrides), "frame_size", None)
+    if size is not None and tuple(size) != tuple(frame_shape[:2]):
+        overrides["frame_size"] = list(frame_shape[:2])
+    return overrides
 
 
 def play_real(
@@ -286,26 +300,28 @@ def side_by_side(real: np.ndarray, world: np.ndarray, valid: np.ndarray) -> np.n
 def run_playtests(
     wm: WorldModel,
     settings: PlaytestSettings,
-    program_dir: str | Path | None = None,
+    plan: PlaytestPlan | None = None,
     videos: Path | None = None,
     clips: dict[str, np.ndarray] | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Play every program of `wm`'s world in the real game and in `wm`; -> the report {meta, programs}.
 
+    `plan`: the checks and programs (None: `playtest_plan` of the world: registered, else the generic set).
+
     `videos`: a folder for one side-by-side mp4 per program and sampling mode (None: none written).
     `clips`: filled with those side-by-side frames, by "<program>_<mode>", for a caller that wants them.
     """
     world = str(wm.info.get("world", ""))
-    checks = play_checks(world, wm.action_spec)
-    programs = load_programs(program_dir or checks.programs)
+    plan = plan or playtest_plan(world, wm.action_spec)
+    checks, programs = plan.checks, plan.programs
     missing = [p for p in settings.programs if p not in programs]
     if missing:
         raise OchreError(f"--programs: {', '.join(missing)} not found (the world has: {', '.join(programs)})")
     chosen = [programs[p] for p in settings.programs] if settings.programs else list(programs.values())
     finder = checks.avatar() if checks.avatar else None
     seeds = [SEED_BASE + i for i in range(settings.seeds)]
-    overrides = heldout_settings(world_kind(world))
+    overrides = real_game_settings(world, wm.frame_shape)
     results = []
     for program in chosen:
         real = play_real(world, program, seeds, settings.context, overrides, checks.warmup)
@@ -327,6 +343,7 @@ def run_playtests(
         "seeds": settings.seeds,
         "seed_base": SEED_BASE,
         "settings": overrides,
+        "programs": plan.to_json() | {"played": [p.name for p in chosen]},
         "temperature": settings.temperature,
         "top_k": settings.top_k,
         "device": str(wm.device),
