@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pygame
-import torch
 
 from live.bindings import Bindings
 from live.controller import PlayController
 from live.timing import percentiles
 from live.window import Window, WindowSettings
+from ochre.benchmark import machine
 from ochre.cli import (
     ArgumentParser,
     input_file,
@@ -103,20 +102,6 @@ def summarise(controller: PlayController, fps: float, wall_s: float, frames: int
             and latency["max"] <= TARGETS["latency_frames"]
         ),
     }
-
-
-def machine(device: torch.device) -> dict[str, Any]:
-    info = {
-        "device": str(device),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    info["processor"] = platform.processor() or platform.machine()
-    info["load_average_1min"] = os.getloadavg()[0]  # other work on the machine while measuring
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def markdown_row(result: dict[str, Any]) -> str:

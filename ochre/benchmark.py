@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark entry points (`train.bench`, `vqvae.bench`): step timing and host-read counting.
+"""Helpers shared by the benchmark entry points (`train.bench`, `vqvae.bench`, `live.bench`, `train.compare`): step timing,
+host-read counting and where a timing was measured (`machine`).
 
 times = step_times(step, repeats=12, warmup=2, device=device)
 with HostReads() as reads:
@@ -9,6 +10,8 @@ print(reads.count)  # tensor values read into Python during one step
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -78,3 +81,18 @@ def _read_by_torch() -> bool:
     while frame is not None and frame.f_globals.get("__name__") == "torch._tensor":
         frame = frame.f_back
     return frame is not None and frame.f_globals.get("__name__", "").startswith("torch.")
+
+
+def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Where a timing was measured: device, processor, cores, torch threads and version, the load while measuring."""
+    info = {
+        "device": str(device),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_average_1min": os.getloadavg()[0],  # other work on the machine while measuring
+    }
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

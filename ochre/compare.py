@@ -18,8 +18,6 @@ A flow world gives one row per sampler step count, the same loaded model with `f
 
 from __future__ import annotations
 
-import os
-import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -318,21 +316,6 @@ def _at(by_step: dict, step: int) -> float | None:
 def _mean(values: list[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
-
-
-def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Where the numbers were measured (the live milliseconds depend on it)."""
-    info = {
-        "device": str(device),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_average_1min": os.getloadavg()[0],  # other work on the machine while timing
-    }
-    if torch.device(device).type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 # -- the whole comparison -------------------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ import torch
 
 from ochre.actions import ActionSpec
 from ochre.data.policies import isolated_groups
+from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError
 from ochre.runtime import WorldModel
 
@@ -320,3 +321,15 @@ def judge(trace: StabilityTrace, thresholds: Thresholds = Thresholds()) -> Judge
         pressed=pressed,
         detail_ratio=detail_ratio,
     )
+
+
+def real_episodes(data: EpisodeDataset, frames: int = 4000, longest: int = 600) -> list[np.ndarray]:
+    """About `frames` real frames from the held-out data, the start of each episode up to `longest` frames."""
+    out, total = [], 0
+    for shard, start, length in data.episodes():
+        rows, _ = data.rows(shard, start, min(length, longest))
+        out.append(rows)
+        total += len(rows)
+        if total >= frames:
+            break
+    return out

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ochre import WorldModel
+from ochre.benchmark import machine
 from ochre.cli import (
     ArgumentParser,
     input_file,
@@ -37,7 +38,7 @@ from ochre.cli import (
     positive_int,
     writable_dir,
 )
-from ochre.compare import CompareSettings, Row, check_fits, compare, copy_last_row, machine, world_rows
+from ochre.compare import CompareSettings, Row, check_fits, compare, copy_last_row, world_rows
 from ochre.compare_report import main_table, plot_horizons, render_markdown
 from ochre.data.store import EpisodeDataset
 from ochre.errors import OchreError, cli_entry
@@ -47,9 +48,8 @@ from ochre.io import write_json, write_text
 from ochre.pixel_world import PixelWorld
 from ochre.playtest.checks import find_play_checks
 from ochre.playtest.programs import load_programs
-from ochre.stability import Thresholds, calibrate_change, real_window_change
+from ochre.stability import Thresholds, calibrate_change, real_episodes, real_window_change
 from ochre.training.logger import make_run_dir
-from train.evaluate import real_episodes
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 PLOT = "plots/psnr_per_horizon.png"

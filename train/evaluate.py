@@ -52,7 +52,15 @@ from ochre.playtest.report import playtest_markdown
 from ochre.playtest.suite import PlaytestSettings, run_playtests
 from ochre.report import build_results, render_markdown
 from ochre.report import label as predictor_label
-from ochre.stability import POLICIES, Thresholds, calibrate_change, judge, real_window_change, stability_rollout
+from ochre.stability import (
+    POLICIES,
+    Thresholds,
+    calibrate_change,
+    judge,
+    real_episodes,
+    real_window_change,
+    stability_rollout,
+)
 from ochre.training.logger import make_run_dir
 from ochre.world_checks import PITCH_LIMITS, ball_ceiling, ball_tracking, camera_response, held_out_seeds, real_camera_response
 from train.stability import VIDEO_SIZE
@@ -188,18 +196,6 @@ def write_sample_video(path: Path, samples: dict[str, np.ndarray], fps: float, s
     panels = [p for frames in samples.values() for p in (frames, gap)][:-1]
     side = np.concatenate(panels, axis=3)  # (S, T, H, W', 3)
     write_video(path, side.reshape(-1, *side.shape[2:]), fps=fps, scale=scale)
-
-
-def real_episodes(data: EpisodeDataset, frames: int = 4000, longest: int = 600) -> list[np.ndarray]:
-    """About `frames` real frames from the held-out data, the start of each episode up to `longest` frames."""
-    out, total = [], 0
-    for shard, start, length in data.episodes():
-        rows, _ = data.rows(shard, start, min(length, longest))
-        out.append(rows)
-        total += len(rows)
-        if total >= frames:
-            break
-    return out
 
 
 def run_stability(
