@@ -227,4 +227,4 @@ def test_the_new_game_recipe_plays_its_gymnasium_env(tmp_path):
     recipe("configs/new_game/recipe.yaml", "--run-dir", str(tmp_path), "--until", "train_data",
            "--override", "train_data.frames=64", "--override", "train_data.shard-frames=64")  # fmt: skip
     manifest = json.loads((tmp_path / "data" / "train" / "manifest.json").read_text())
-    assert manifest["world"] == "gym:CartPole-v1" and manifest["num_frames"] == 64 and manifest["complete"]
+    assert manifest["world"] == "gym:Pendulum-v1" and manifest["num_frames"] == 64 and manifest["complete"]
