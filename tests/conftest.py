@@ -28,6 +28,19 @@ def run_module(*args: str, check: bool = True, timeout: int = 300) -> subprocess
     return proc
 
 
+def keep_train_states(module, monkeypatch, tmp_path: Path) -> dict[int, Path]:
+    """Every training state `module.save_train_state` writes, copied by step (the trainer keeps only the latest)."""
+    snapshots: dict[int, Path] = {}
+    real_save = module.save_train_state
+
+    def save_and_keep(path, model, opt, step, *args, **kwargs):
+        real_save(path, model, opt, step, *args, **kwargs)
+        snapshots.setdefault(step, tmp_path / f"state_{step}.pt").write_bytes(path.read_bytes())
+
+    monkeypatch.setattr(module, "save_train_state", save_and_keep)
+    return snapshots
+
+
 def tiny_doom_world(tmp_path: Path, frames: int, *dynamics_overrides: str) -> tuple[Path, Path]:
     """Real ViZDoom frames -> tiny VQ tokenizer -> tiny dynamics, through the entry points; returns (data, world.pt)."""
     data, runs, tokens = tmp_path / "doom", tmp_path / "runs", tmp_path / "tokens"

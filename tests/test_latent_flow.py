@@ -26,7 +26,7 @@ from ochre.models.latent_gaussian import GaussianLatent
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 from ochre.runtime import LatentWorldModel
 from ochre.training.latent_config import LatentFlowTrainConfig
-from tests.conftest import run_module
+from tests.conftest import keep_train_states, run_module
 
 TYPES = ("latent_gru", "latent_flow")
 
@@ -96,14 +96,7 @@ def test_flow_training_resumes_exactly(latent_worlds, tmp_path, monkeypatch):
     (its noise, flow times, action dropout and fed-back samples all come from the saved random streams)."""
     import ochre.training.latent_dynamics as module
 
-    snapshots = {}
-    real_save = module.save_train_state
-
-    def save_and_keep(path, model, opt, step, *args, **kwargs):  # keep every intermediate state, not only the latest
-        real_save(path, model, opt, step, *args, **kwargs)
-        snapshots.setdefault(step, tmp_path / f"state_{step}.pt").write_bytes(path.read_bytes())
-
-    monkeypatch.setattr(module, "save_train_state", save_and_keep)
+    snapshots = keep_train_states(module, monkeypatch, tmp_path)
     args = [f"data.path={latent_worlds['latents']}", f"run.dir={tmp_path}", "data.val_every=4", "train.checkpoint_every=2",
             "train.max_steps=6", "train.warmup_steps=1", "logging.sample_every=100"]  # fmt: skip
     load = lambda *extra: load_config(LatentFlowTrainConfig, "configs/tiny/latent_flow.yaml", args + list(extra))  # noqa: E731

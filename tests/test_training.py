@@ -7,6 +7,7 @@ from ochre.models.dynamics import Dynamics, DynamicsConfig
 from ochre.training.dynamics import init_weights
 from ochre.training.dynamics_config import DynamicsLoopConfig, DynamicsTrainConfig
 from ochre.training.dynamics_loss import ar_probability, sequence_loss
+from tests.conftest import keep_train_states
 
 
 class RecordingDynamics(Dynamics):
@@ -89,14 +90,7 @@ def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch, stage):
     }[stage]
     # The VQ codebook's EMA buffers, the discriminator and its optimizer must all resume too.
     vq_gan = ["model.quantizer=vq", "model.vq_codes=32", "model.vq_dim=4", "train.adv_weight=0.1", "train.adv_start=1"]
-    snapshots = {}
-    real_save = module.save_train_state
-
-    def save_and_keep(path, model, opt, step, *args, **kwargs):  # keep every intermediate state, not only the latest
-        real_save(path, model, opt, step, *args, **kwargs)
-        snapshots.setdefault(step, tmp_path / f"state_{step}.pt").write_bytes(path.read_bytes())
-
-    monkeypatch.setattr(module, "save_train_state", save_and_keep)
+    snapshots = keep_train_states(module, monkeypatch, tmp_path)
     args = [f"data.path={data}", f"run.dir={tmp_path}", "data.val_every=4", "train.checkpoint_every=2",
             "train.max_steps=6", "train.warmup_steps=1"] + (vq_gan if stage == "tokenizer_vq_gan" else [])  # fmt: skip
     load = lambda *extra: load_config(cfg_cls, preset, args + list(extra))  # noqa: E731

@@ -29,9 +29,10 @@ _STOP = object()
 class Prefetcher:
     def __init__(self, draw: Callable[[], Batch], rng: np.random.Generator, depth: int = 2, pin: bool = False):
         self.draw, self.rng, self.depth, self.pin = draw, rng, depth, pin
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._halt = threading.Event()
+        self._queue: queue.Queue | None = None  # the thread's batches and the generator state after each
+        self._thread: threading.Thread | None = None  # None while nothing is drawn ahead
+        self._halt = threading.Event()  # tells the running thread to stop
+        self._after_taken: dict[str, Any] = {}  # the generator state right after the last batch `next` returned
 
     def next(self) -> Batch:
         """The next batch (in pinned memory when pin); a sampler error is raised here, on the caller's thread."""
