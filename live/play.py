@@ -72,7 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("ghost mode")
     g.add_argument("--ghost", action="store_true", help="run the real game beside the learned world, same input")
     g.add_argument("--world", default=None, help="the real game for --ghost (default: the checkpoint's world)")
-    g.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="real game setting (repeatable)")
+    g.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="real game setting (repeatable), over those the world's data was drawn with",
+    )
     g.add_argument(
         "--context", type=positive_int, default=4, help="real frames the world is seeded with (--seed-frames is not used)"
     )
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     from live.controller import PlayController
     from live.ghost import Ghost
     from live.headless import make_policy, run_headless
+    from ochre.envs.worlds import source_settings
 
     set_threads(args.threads)
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     ghost = None
     if args.ghost:  # the real game seeds the world: no seed file needed
         world = args.world or wm.info.get("world", "")
-        ghost = Ghost.open(world, parse_overrides(args.env), wm, context=args.context, seed=args.seed)
+        learned = source_settings(world, wm.info.get("source")) if world == wm.info.get("world") else {}
+        ghost = Ghost.open(world, learned | parse_overrides(args.env), wm, context=args.context, seed=args.seed)
         session = ghost_session(wm, ghost, args.rewind_seconds)
     else:
         session = open_session(wm, args.seed_frames, args.rewind_seconds)

@@ -3,12 +3,13 @@
 tokenizer checkpoint:  {"format": "ochre-tokenizer", config, state_dict, step, ...}
 world checkpoint:      {"format": "ochre-world", tokenizer: {...}, dynamics: {...},
                         action_schema, configs, codebook_size, frame_shape, step, format_version,
-                        seeds: {frames, actions, source}}
+                        seeds: {frames, actions, source}, source: {env, settings}}
 pixel world:           {"format": "ochre-pixel-world", model: {...}, action_schema, ..., seeds}
 
 `seeds` (optional; `ochre.seed_contexts`) holds a few clips of the world's own data, so
 the world plays from its file alone; `add_seed_contexts` puts them into a checkpoint
-written without them.
+written without them. `source` (optional; `ochre.world.data_source`) names the game and
+env settings its data was drawn with, so ghost mode and play tests start that game.
 
 Every checkpoint is checked before use, each failure one line that names the file:
 its format and version, the sections its format needs (`SECTIONS`), and, as a

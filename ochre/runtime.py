@@ -309,4 +309,4 @@ def checked_action_spec(payload: dict[str, Any], factors: list[int], path: str |
 
 
 def world_info(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: payload[k] for k in ("world", "fps", "step", "configs") if k in payload}
+    return {k: payload[k] for k in ("world", "fps", "step", "configs", "source") if k in payload}

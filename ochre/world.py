@@ -23,8 +23,10 @@ def save_world(
     world: str,
     fps: float,
     seeds: SeedContexts | None = None,
+    source: dict[str, Any] | None = None,
 ) -> None:
-    """Write the world checkpoint (atomically); `seeds`, clips of its data, let it play from the file alone."""
+    """Write the world checkpoint (atomically); `seeds`, clips of its data, let it play from the file alone, and
+    `source` (`data_source` of its data's manifest) names the game and env settings the data was drawn with."""
     tok_cfg = tokenizer_payload["config"]
     save_torch(
         path,
@@ -43,5 +45,15 @@ def save_world(
             "configs": configs,
             "step": step,
         }
-        | ({"seeds": seeds.to_payload()} if seeds is not None else {}),
+        | ({"seeds": seeds.to_payload()} if seeds is not None else {})
+        | ({"source": source} if source is not None else {}),
     )
+
+
+def data_source(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The game a dataset was drawn from, {"env": kind, "settings": {...}}, for the world checkpoint to keep;
+    None where its manifest names no game (imported recordings)."""
+    source = manifest.get("source")
+    if not isinstance(source, dict) or "env" not in source or not isinstance(source.get("settings"), dict):
+        return None
+    return {"env": source["env"], "settings": dict(source["settings"])}

@@ -15,8 +15,9 @@ from ochre import WorldModel
 from ochre.actions import DiscreteActionSpec, FactoredActionSpec
 from ochre.data.store import EpisodeDataset
 from ochre.envs.gym import box_values, discrete_schema, factored_schema, meaning_label
-from ochre.envs.worlds import default_num_envs, frame_shape, make_env, world_kind, world_settings
+from ochre.envs.worlds import default_num_envs, frame_shape, make_env, source_settings, world_kind, world_settings
 from ochre.errors import OchreError
+from ochre.playtest.suite import real_game_settings
 from tests.conftest import run_module
 
 HERE = "tests.test_gym_worlds"
@@ -123,6 +124,17 @@ def test_settings_split_ours_from_the_envs_kwargs():
         world_settings("gym:CartPol-v1")
 
 
+def test_a_checkpoints_source_settings_start_its_real_game():
+    source = {"env": "gym", "settings": {"env_id": "Pendulum-v1", "box_bins": 3, "kwargs": {"g": 9.0}, "gone": 1}}
+    learned = source_settings("gym:Pendulum-v1", source)
+    assert learned == {"env_id": "Pendulum-v1", "box_bins": 3, "kwargs": {"g": 9.0}}  # a key the settings lost is dropped
+    s = world_settings("gym:Pendulum-v1", learned | {"frame_size": [32, 32]})
+    assert (s.box_bins, s.kwargs, s.frame_size) == (3, {"g": 9.0}, (32, 32))
+    assert source_settings("coinrun", source) == {} and source_settings("gym:Pendulum-v1", None) == {}
+    held_out = real_game_settings("coinrun", (64, 64, 3), {"env": "procgen", "settings": {"distribution_mode": "easy"}})
+    assert held_out == {"distribution_mode": "easy", "start_level": 1_000_000, "num_levels": 1_000}
+
+
 def test_factored_env_takes_the_values_the_schema_names():
     env = make_env(f"gym:{HERE}:OchreTest/Knobs-v0", world_settings(f"gym:{HERE}:OchreTest/Knobs-v0"))
     spec = env.action_spec
@@ -160,12 +172,13 @@ def test_ale_game_through_the_generic_path(tmp_path):
 
 
 def test_box_env_trains_a_tiny_world_that_loads_and_plays(tmp_path):
-    """Pendulum's torque (a Box) is binned, generated, tokenized, learned, loaded, then played beside the real game."""
+    """Pendulum's torque (a Box) is binned, generated, tokenized, learned, loaded, then played beside the real game,
+    which the checkpoint starts with the settings its data was drawn with (3 torque bins, not the default 5)."""
     world, runs, tokens = "gym:Pendulum-v1", tmp_path / "runs", tmp_path / "tokens"
-    data = generate(tmp_path / "pendulum", world, 240, "--policy", "mixture", "--max-episode-frames", "60")
+    data = generate(tmp_path / "pendulum", world, 240, "--policy", "mixture", "--max-episode-frames", "60", "--env", "box_bins=3")
     check_frames(data, 240)
     spec = data.action_spec
-    assert isinstance(spec, FactoredActionSpec) and spec.values == ((-2.0, -1.0, 0.0, 1.0, 2.0),) and spec.rest == (2,)
+    assert isinstance(spec, FactoredActionSpec) and spec.values == ((-2.0, 0.0, 2.0),) and spec.rest == (1,)
     out = run_module("preprocess.inspect", str(data.path), "--out", str(tmp_path / "inspect"), "--samples", "2")
     assert "control frequency" in out.stdout and (tmp_path / "inspect" / "actions.png").is_file()
     run_module("vqvae.train", "--config", "configs/tiny/vqvae.yaml", f"data.path={data.path}", f"run.dir={runs}",
@@ -177,8 +190,9 @@ def test_box_env_trains_a_tiny_world_that_loads_and_plays(tmp_path):
     checkpoint = runs / "dyn" / "checkpoints" / "world.pt"
     wm = WorldModel.load(checkpoint, device="cpu")
     assert wm.action_spec == spec and wm.frame_shape == (64, 64, 3) and wm.info["world"] == world
+    assert wm.info["source"] == {"env": "gym", "settings": data.manifest["source"]["settings"]}
     frames, _ = data.rows(0, 0, 4)
-    frame, _ = wm.step(wm.reset(frames, spec.neutral(3)), np.array([4]))
+    frame, _ = wm.step(wm.reset(frames, spec.neutral(3)), np.array([2]))
     assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
     out = tmp_path / "play"
     run_module("live.play", "--checkpoint", str(checkpoint), "--headless", "--ghost", "--frames", "6", "--device", "cpu",

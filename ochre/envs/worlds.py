@@ -11,6 +11,7 @@ Settings are small dataclasses validated like every other config, so a typo in
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ochre.config import from_dict
@@ -70,6 +71,19 @@ def world_settings(world: str, overrides: dict[str, Any] | None = None) -> Any:
         settings = from_dict(AtariSettings, {"game": ale_id(world), **overrides}, "env.")
     settings.check()
     return settings
+
+
+def source_settings(world: str, source: Any) -> dict[str, Any]:
+    """The env settings `world`'s data was drawn with (a checkpoint's `source`), as `world_settings` overrides, so
+    the real game beside the world (ghost mode, play tests) is the game it learned: the same Box bins, frame size
+    and difficulty. Empty when the source is another kind of game or missing; keys the settings lost are dropped."""
+    if not isinstance(source, dict) or source.get("env") != world_kind(world):
+        return {}
+    recorded = source.get("settings")
+    if not isinstance(recorded, dict):
+        return {}
+    known = {f.name for f in dataclasses.fields(world_settings(world))}
+    return {k: v for k, v in recorded.items() if k in known}
 
 
 def make_env(world: str, settings: Any, seed: int = 0) -> Env:

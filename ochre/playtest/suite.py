@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ochre.envs.worlds import make_env, world_kind, world_settings
+from ochre.envs.worlds import make_env, source_settings, world_kind, world_settings
 from ochre.errors import OchreError
 from ochre.frames import to_unit
 from ochre.io import write_video
@@ -67,9 +67,10 @@ def heldout_settings(kind: str) -> dict[str, Any]:
     return dict(HELDOUT.get(kind, {}))
 
 
-def real_game_settings(world: str, frame_shape: tuple[int, ...]) -> dict[str, Any]:
-    """Held-out settings for the real game, drawing frames at the world's size where the env's size is a setting."""
-    overrides = heldout_settings(world_kind(world))
+def real_game_settings(world: str, frame_shape: tuple[int, ...], source: Any = None) -> dict[str, Any]:
+    """Settings for the real game: those its data was drawn with (`source`, the checkpoint's), on held-out levels,
+    drawing frames at the world's size where the env's size is a setting."""
+    overrides = source_settings(world, source) | heldout_settings(world_kind(world))
     size = getattr(world_settings(world, overrides), "frame_size", None)
     if size is not None and tuple(size) != tuple(frame_shape[:2]):
         overrides["frame_size"] = list(frame_shape[:2])
@@ -321,7 +322,7 @@ def run_playtests(
     chosen = [programs[p] for p in settings.programs] if settings.programs else list(programs.values())
     finder = checks.avatar() if checks.avatar else None
     seeds = [SEED_BASE + i for i in range(settings.seeds)]
-    overrides = real_game_settings(world, wm.frame_shape)
+    overrides = real_game_settings(world, wm.frame_shape, wm.info.get("source"))
     results = []
     for program in chosen:
         real = play_real(world, program, seeds, settings.context, overrides, checks.warmup)

@@ -51,7 +51,7 @@ from ochre.training.play_validation import PlayProbe, play_probe, validate_play
 from ochre.training.prefetch import Prefetcher
 from ochre.training.run_info import RunInfo, Throughput, run_info
 from ochre.training.state import ResumePoint, load_train_state, save_train_state
-from ochre.world import save_world
+from ochre.world import data_source, save_world
 from ochre.world_checks import BALL_HORIZON
 
 
@@ -260,6 +260,7 @@ class Checkpoint:
     extra: dict[str, Any]  # more training state: the fp16 scaler
     info: Callable[[int], RunInfo]  # step -> device, torch version and throughput, for the run folder and checkpoint
     seeds: SeedContexts | None = None  # clips of validation episodes, so the world plays alone (rank 0 only)
+    source: dict[str, Any] | None = None  # the game and env settings the data was drawn with (data_source)
 
 
 @dataclass
@@ -338,7 +339,7 @@ def build_run(cfg: DynamicsTrainConfig, device: torch.device, launch: distribute
     info = functools.partial(run_info, device, launch.world_size, speed)
     decode = tokenizer_decoder(tokenizer, device)
     seeds = seed_contexts(data, cfg.train.val_context, cfg.data.val_every, decode) if main else None
-    checkpoint = Checkpoint(*paths, tok_payload, configs, world, fps, rng, extra, info, seeds)
+    checkpoint = Checkpoint(*paths, tok_payload, configs, world, fps, rng, extra, info, seeds, data_source(data.manifest))
     if main:
         procs = f", {launch.world_size} processes" if launch.distributed else ""
         print(
@@ -468,7 +469,7 @@ def save(run: Run, step: int) -> None:
     if distributed.is_main():
         info = ck.info(step)
         configs = ck.configs | {"run_info": info.to_json()}
-        save_world(ck.world_path, ck.tok_payload, model, run.spec, configs, step, ck.world, ck.fps, ck.seeds)
+        save_world(ck.world_path, ck.tok_payload, model, run.spec, configs, step, ck.world, ck.fps, ck.seeds, ck.source)
         save_train_state(ck.state_path, model, run.trainer.opt, step, ck.rng, ck.extra, run.logger.wandb_id)
         info.write(ck.world_path.parent.parent)
 

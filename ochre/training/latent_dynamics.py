@@ -45,7 +45,7 @@ from ochre.training.logger import RunLogger, make_run_dir
 from ochre.training.prefetch import Prefetcher
 from ochre.training.run_info import Throughput, run_info
 from ochre.training.state import ResumePoint, load_train_state, save_train_state
-from ochre.world import save_world
+from ochre.world import data_source, save_world
 
 LatentModel = LatentGRU | LatentFlow
 WindowLoss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -87,6 +87,7 @@ class Run:
     world: str
     fps: float
     seeds: SeedContexts  # clips of validation episodes, so the world plays alone
+    source: dict[str, Any] | None  # the game and env settings the data was drawn with (data_source)
     t0: float = field(default_factory=time.time)
     bad_steps: int = 0
 
@@ -151,6 +152,7 @@ def build_run(cfg: LatentTrainConfig, device: torch.device) -> Run:
     return Run(
         cfg, model, window_loss, opt, scaler, sampler, val, tokenizer, tok_payload, data.action_spec, logger, rng, speed,
         device, run_dir, resumed.step, world, fps, seed_contexts(data, t.val_context, cfg.data.val_every, decode),
+        data_source(data.manifest),
     )  # fmt: skip
 
 
@@ -246,6 +248,6 @@ def save(run: Run, step: int) -> None:
     info = run_info(run.device, 1, run.speed, step)
     configs = {"dynamics_train": to_dict(run.cfg), "tokenizer_train": run.tok_payload.get("train_config", {})}
     configs |= {"run_info": info.to_json()}
-    save_world(run.world_path, run.tok_payload, run.model, run.spec, configs, step, run.world, run.fps, run.seeds)
+    save_world(run.world_path, run.tok_payload, run.model, run.spec, configs, step, run.world, run.fps, run.seeds, run.source)
     save_train_state(run.state_path, run.model, run.opt, step, run.rng, {"scaler": run.scaler}, run.logger.wandb_id)
     info.write(run.run_dir)
