@@ -30,10 +30,10 @@ from tqdm import tqdm
 from ochre import WorldModel
 from ochre.cli import (
     ArgumentParser,
+    add_flow_arguments,
     input_file,
     input_path,
     known_device,
-    nonneg_float,
     nonneg_int,
     positive_float,
     positive_int,
@@ -72,15 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (> 0)")
     p.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely codes (default: all)")
     p.add_argument("--samples", type=positive_int, default=1, help="futures per seed (side by side in the video)")
-    p.add_argument(
-        "--flow-steps", type=positive_int, default=None, help="flow worlds: Euler steps per frame (default: the world's)"
-    )
-    p.add_argument(
-        "--guidance",
-        type=nonneg_float,
-        default=None,
-        help="flow worlds: classifier-free guidance scale on the action (default: the world's; 1 = conditional only)",
-    )
+    add_flow_arguments(p)
     p.add_argument(
         "--gt", type=input_path, default=None, help="ground-truth future frames (.npz/.mp4/PNG folder) to compare against"
     )
@@ -222,21 +214,12 @@ def plot_horizon(path: Path, rows: list[dict[str, float]]) -> None:
     plt.close(fig)
 
 
-def set_flow_sampling(wm: WorldModel, steps: int | None, guidance: float | None) -> None:
-    """--flow-steps and --guidance onto a flow world; other worlds say in one line that they ignore them."""
-    given = [flag for flag, value in (("--flow-steps", steps), ("--guidance", guidance)) if value is not None]
-    if given and wm.flow_steps is None:
-        print(f"note: {' and '.join(given)} apply to flow worlds only; this world has no flow sampler and ignores them")
-        return
-    wm.flow_steps = steps if steps is not None else wm.flow_steps
-    wm.guidance = guidance if guidance is not None else wm.guidance
-
-
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     wm = WorldModel.load(args.checkpoint, device=args.device)
-    set_flow_sampling(wm, args.flow_steps, args.guidance)
+    if note := wm.set_flow_sampling(args.flow_steps, args.guidance):
+        print(note)
     seed, seed_actions, actions, batched = prepare_inputs(wm, args.seed_frames, args.actions, args.steps, args.seed)
     gt = load_ground_truth(args.gt, (*actions.shape[:2], *wm.frame_shape)) if args.gt else None
     torch.manual_seed(args.seed)

@@ -31,6 +31,7 @@ from live.window import Window, WindowSettings
 from ochre.benchmark import machine
 from ochre.cli import (
     ArgumentParser,
+    add_flow_arguments,
     input_file,
     input_path,
     known_device,
@@ -122,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fps", type=positive_float, default=60.0, help="display rate to hold (the 60 fps target by default)")
     p.add_argument("--warmup", type=nonneg_int, default=20, help="untimed model steps first")
     p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads for the model (0: all cores but one)")
+    add_flow_arguments(p)
     p.add_argument("--visible", action="store_true", help="open a real window instead of SDL's dummy driver")
     p.add_argument("--out", type=writable_file, default="runs/bench_live.json", help="JSON file for the figures")
     return p.parse_args(argv)
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     set_threads(args.threads)
 
     wm = load_world(args.checkpoint, args.device)
+    if note := wm.set_flow_sampling(args.flow_steps, args.guidance):
+        print(note)
     session = open_session(wm, args.seed_frames)
     bindings = bindings_for(wm.action_spec)
     session.reset()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ochre.cli import (
     ArgumentParser,
+    add_flow_arguments,
     input_file,
     input_path,
     known_device,
@@ -55,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="token sampling (G toggles)")
     p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (+/- change it)")
     p.add_argument("--top-k", type=positive_int, default=None, help="sample only from the k most likely codes (default: all)")
+    add_flow_arguments(p)
     p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads for the model (0: all cores but one)")
     p.add_argument("--rewind-seconds", type=nonneg_float, default=10.0, help="how far back Backspace can rewind")
     w = p.add_argument_group("window")
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
     set_threads(args.threads)
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
+    if note := wm.set_flow_sampling(args.flow_steps, args.guidance):
+        print(note)
     policy = make_policy(args.policy, wm.action_spec, args.seed) if args.headless else None
     keys = window_bindings(wm.action_spec, args.keys) if args.keys or not args.headless else None  # checked headless too
     bindings = None if args.headless else keys

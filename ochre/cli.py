@@ -196,3 +196,16 @@ def input_file(text: str) -> str:
     if text and Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
     return input_path(text)
+
+
+def add_flow_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--flow-steps and --guidance, a flow world's sampler (`WorldModel.set_flow_sampling`)."""
+    parser.add_argument(
+        "--flow-steps", type=positive_int, default=None, help="flow worlds: Euler steps per frame (default: the world's)"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=nonneg_float,
+        default=None,
+        help="flow worlds: classifier-free guidance scale on the action (default: the world's; 1 = conditional only)",
+    )

@@ -85,6 +85,16 @@ class WorldModel:
         self.generator = torch.Generator(device=device)
         self.seeds: SeedContexts | None = None  # clips of the world's data in its checkpoint (older ones have none)
 
+    def set_flow_sampling(self, steps: int | None = None, guidance: float | None = None) -> str:
+        """Set a flow world's Euler steps and guidance (None keeps the world's own); in another world, return the one
+        line that says it ignores them (empty when neither is given or the world is a flow world)."""
+        given = [flag for flag, value in (("--flow-steps", steps), ("--guidance", guidance)) if value is not None]
+        if given and self.flow_steps is None:
+            return f"note: {' and '.join(given)} apply to flow worlds only; this world has no flow sampler and ignores them"
+        self.flow_steps = steps if steps is not None else self.flow_steps
+        self.guidance = guidance if guidance is not None else self.guidance
+        return ""
+
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> WorldModel:
         payload = load_checkpoint(path, "ochre-world")

@@ -197,10 +197,11 @@ def test_live_app_plays_a_flow_world_and_shows_its_sampler(latent_worlds, tmp_pa
     session = open_session(load_world(str(latent_worlds["latent_flow"]), "cpu"), str(latent_worlds["seed"]), 1.0)
     controller = PlayController(session, bindings_for(session.wm.action_spec))
     assert "flow 2 steps, guidance 1" in controller.hud_lines(15.0)[2]
+    assert session.wm.set_flow_sampling(4, 1.5) == "" and "flow 4 steps, guidance 1.5" in controller.hud_lines(15.0)[2]
     controller.close()
     out = tmp_path / "play"
     run_module("live.play", "--checkpoint", str(latent_worlds["latent_flow"]), "--seed-frames", str(latent_worlds["seed"]),
-               "--headless", "--frames", "6", "--out", str(out), "--device", "cpu")  # fmt: skip
+               "--headless", "--frames", "6", "--out", str(out), "--device", "cpu", "--flow-steps", "1")  # fmt: skip
     assert len((out / "timings.csv").read_text().splitlines()) == 7 and (out / "play.mp4").is_file()
 
 
