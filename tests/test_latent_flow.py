@@ -3,6 +3,7 @@ played by the runtime, the live app, inference.py and the Gymnasium env; and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium
@@ -287,6 +288,22 @@ def test_flow_model_samples_with_classifier_free_guidance(scale):
         torch.testing.assert_close(model.sample(state, z, action, FlowSampling(2, scale, noise=0.0)),
                                    euler(expected, torch.zeros_like(z), 2), atol=1e-5, rtol=1e-4)  # fmt: skip
     assert isinstance(state, DynamicsState) and state.step == 1
+
+
+def test_a_residual_flow_draws_the_change_from_the_observed_latent():
+    """Untrained, the U-Net predicts zero velocity: the residual flow from zero noise keeps the picture as it is,
+    from noise it adds the noise; its training target is the change."""
+    torch.manual_seed(0)
+    cfg = LatentFlowConfig(latent_channels=2, latent_grid=[8, 8], embed_dim=8, hidden_dim=8, width=8, cond_dim=16)
+    model = LatentFlow(dataclasses.replace(cfg, residual=True)).eval()
+    z, z_next, action = torch.randn(2, 2, 8, 8), torch.randn(2, 2, 8, 8), torch.tensor([1, 7])
+    state = model.observe(model.initial_state(2), z)
+    with torch.no_grad():
+        torch.testing.assert_close(model.sample(state, z, action, FlowSampling(2, noise=0.0)), z)
+        got = model.sample(state, z, action, FlowSampling(2), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, z + torch.randn(z.shape, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(model.flow_target(z_next, z), z_next - z)
+    torch.testing.assert_close(LatentFlow(cfg).flow_target(z_next, z), z_next)
 
 
 def test_flow_sampling_settings_are_checked(latent_worlds):

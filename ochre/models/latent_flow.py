@@ -9,7 +9,9 @@ FiLM-modulated by the embedding of the context-noise level. A small U-Net
 (`latent_unet.py`) predicts the velocity that carries noise x_0 to z_{t+1}, from
 [x_tau, z_t] at full resolution, the trunk's top hidden map at half resolution, and a
 conditioning vector: the action embedding + the flow-time embedding + the context-noise
-embedding. The sampler integrates it with a few Euler steps (`flow.euler`).
+embedding. The sampler integrates it with a few Euler steps (`flow.euler`). With
+`residual` the flow draws the change z_{t+1} - z_t instead of z_{t+1}: what stays still
+is the zero change, so the few-step sampler's error lands only where the picture moves.
 
 The action enters the U-Net alone, so classifier-free guidance on it is exact: training
 replaces it by a learned null embedding for a share of the samples (`train.action_dropout`),
@@ -47,6 +49,7 @@ class LatentFlowConfig(LatentSpaceConfig):
     cond_dim: int = 64  # width of the action, flow-time and noise-level embeddings
     flow_steps: int = 2  # Euler steps a world samples with unless told otherwise (the app's default)
     guidance: float = 1.0  # classifier-free guidance scale a world samples with unless told otherwise
+    residual: bool = False  # the flow draws the change z_{t+1} - z_t, added to z_t (a still picture is no change)
     type: Literal["latent_flow"] = "latent_flow"  # model type (train.dynamics dispatches on it)
 
     def __post_init__(self) -> None:
@@ -124,6 +127,11 @@ class LatentFlow(nn.Module):
     ) -> torch.Tensor:
         return self.unet(torch.cat([x, z], 1), state.hidden[-1], cond + self.time_embed(t))
 
+    def flow_target(self, z_next: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """What the flow carries noise to, given the latent z_t the trunk observed: z_{t+1}, or with `residual` the
+        change z_{t+1} - z_t (`sample` adds z_t back)."""
+        return z_next - z if self.cfg.residual else z_next
+
     def sample(
         self,
         state: DynamicsState,
@@ -138,9 +146,10 @@ class LatentFlow(nn.Module):
         x0 = torch.zeros_like(z)
         if sampling.noise > 0:
             x0 = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype) * sampling.noise
+        base = z if self.cfg.residual else torch.zeros_like(z)
         if sampling.guidance == 1.0:
             cond = self.condition(action, level)
-            return euler(lambda x, t: self._velocity(state, x, t, z, cond), x0, sampling.steps)
+            return base + euler(lambda x, t: self._velocity(state, x, t, z, cond), x0, sampling.steps)
         b = z.shape[0]
         both, z2 = state.map(lambda h: torch.cat([h, h])), torch.cat([z, z])
         keep = torch.arange(2 * b, device=z.device) < b  # the first half conditional, the second unconditional
@@ -150,7 +159,7 @@ class LatentFlow(nn.Module):
             v = self._velocity(both, torch.cat([x, x]), torch.cat([t, t]), z2, cond)
             return guided(*v.chunk(2), sampling.guidance)
 
-        return euler(velocity, x0, sampling.steps)
+        return base + euler(velocity, x0, sampling.steps)
 
     def step(
         self,

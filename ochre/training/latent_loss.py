@@ -15,8 +15,8 @@ U(0, context_noise), so a rollout fed its own slightly-off latents has seen such
 The flow model is told the level (it conditions on it); the bridge only sees the noise.
 
 - bridge (`LatentGRU`): Huber loss between the predicted and the true next latent.
-- flow (`LatentFlow`): rectified flow (`ochre.models.flow`) on the next latent at a random
-  flow time; the action is replaced by the null action on `action_dropout` of the samples
+- flow (`LatentFlow`): rectified flow (`ochre.models.flow`) on the next latent (or its change
+  from the observed one, `model.residual`) at a random flow time; the action is replaced by the null action on `action_dropout` of the samples
   (classifier-free guidance); fed-back inputs are samples drawn with `feedback_steps`
   Euler steps, as the world draws them.
 
@@ -87,8 +87,9 @@ def flow_window_loss(
         target = z[:, t + 1]
         noise, time = torch.randn_like(target), torch.rand(b, device=z.device)
         keep = torch.rand(b, device=z.device) >= cfg.action_dropout
-        v = model.velocity(state, interpolate(noise, target, time), time, noisy, actions[:, t], level, keep)
-        losses.append(flow_loss(v, noise, target))
+        goal = model.flow_target(target, noisy)
+        v = model.velocity(state, interpolate(noise, goal, time), time, noisy, actions[:, t], level, keep)
+        losses.append(flow_loss(v, noise, goal))
         p = p_ar if t + 1 >= cfg.context else 0.0
         sample = None
         if p > 0:
