@@ -5,7 +5,8 @@ resumed when it was interrupted, logged into one run folder with a generated car
     RecipeRun(recipe).run(until="")       # <run>/logs/<stage>.log, <run>/recipe_state.json, <run>/card.md
 
 What "complete" means, per kind of stage (`check_output`):
-- dataset: manifest.json says complete and every shard passes `EpisodeDataset.verify_once` (sha256 once per state);
+- dataset: manifest.json says complete, was generated with this stage's arguments (frames, seed, world, ...), and
+  every shard passes `EpisodeDataset.verify_once` (sha256 once per state);
   a rerun of `preprocess.generate` re-plays damaged or missing shards, so an unfinished dataset is simply run again;
 - tokens: the same, and made by this stage's tokenizer (its sha256) from this stage's frames;
 - trainer: the final checkpoint loads and checks (format, config, shapes, finite weights) at train.max_steps, or at
@@ -63,10 +64,25 @@ def check_dataset(stage: Stage) -> Check:
         data.verify_once(progress=False)
     except OchreError as err:
         return Check(False, str(err))
+    if mismatch := generator_mismatch(stage, data.manifest):
+        return Check(False, f"{stage.out}: generated with {mismatch}", foreign=True)
     if not data.manifest.get("complete", True):
         return Check(False, f"{stage.out}: {data.num_frames:,} frames so far, unfinished")
     size = sum(f.stat().st_size for f in Path(stage.out).glob("shard_*.npy"))
     return Check(True, f"{data.num_frames:,} frames, {len(data.episodes()):,} episodes, {size / 1e6:,.1f} MB")
+
+
+def generator_mismatch(stage: Stage, manifest: dict[str, Any]) -> str:
+    """For a `preprocess.generate` stage, the first of its arguments the dataset was generated otherwise with
+    ("--frames 6000, this stage asks for 20000"); empty when they agree or the manifest does not say."""
+    made = (manifest.get("source") or {}).get("generator")
+    if stage.run != "preprocess.generate" or not isinstance(made, dict):
+        return ""
+    for flag, wanted in stage.args.items():
+        key = flag.replace("-", "_")
+        if key in made and not isinstance(made[key], dict) and str(made[key]) != str(wanted):
+            return f"--{flag} {made[key]}, this stage asks for {wanted}"
+    return ""
 
 
 def check_tokens(stage: Stage) -> Check:

@@ -112,6 +112,18 @@ def test_until_stops_after_a_stage_and_a_damaged_shard_is_played_again(tmp_path)
     assert frames.shape[0] == 160
 
 
+def test_a_dataset_generated_with_other_arguments_is_not_taken_as_the_stages(tmp_path):
+    from ochre.recipe_run import generator_mismatch
+
+    stage = next(s for s in load_recipe(TINY, run_dir=str(tmp_path)).stages if s.name == "heldout_data")
+    made = {"world": "coinrun", "frames": 160, "num_envs": 8, "seed": 1, "max_episode_frames": 20, "policy": {"kind": "uniform"}}
+    assert generator_mismatch(stage, {"source": {"generator": made}}) == ""
+    assert (
+        generator_mismatch(stage, {"source": {"generator": made | {"frames": 6000}}}) == "--frames 6000, this stage asks for 160"
+    )
+    assert generator_mismatch(stage, {"source": {"recorder": "live.record"}}) == ""  # recorded data says nothing
+
+
 def test_dry_run_prints_the_commands_with_overrides_and_runs_nothing(tmp_path):
     run = tmp_path / "run"
     proc = recipe(TINY, "--dry-run", "--run-dir", str(run), "--override", "dynamics.train.max_steps=9",
