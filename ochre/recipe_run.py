@@ -80,8 +80,11 @@ def generator_mismatch(stage: Stage, manifest: dict[str, Any]) -> str:
         return ""
     for flag, wanted in stage.args.items():
         key = flag.replace("-", "_")
-        if key in made and not isinstance(made[key], dict) and str(made[key]) != str(wanted):
-            return f"--{flag} {made[key]}, this stage asks for {wanted}"
+        if key not in made:
+            continue
+        value = made[key].get("kind") if key == "policy" and isinstance(made[key], dict) else made[key]
+        if (value != wanted) if isinstance(value, dict) or isinstance(wanted, dict) else str(value) != str(wanted):
+            return f"--{flag} {value}, this stage asks for {wanted}"
     return ""
 
 

@@ -121,6 +121,12 @@ def test_a_dataset_generated_with_other_arguments_is_not_taken_as_the_stages(tmp
     assert (
         generator_mismatch(stage, {"source": {"generator": made | {"frames": 6000}}}) == "--frames 6000, this stage asks for 160"
     )
+    assert generator_mismatch(stage, {"source": {"generator": made | {"policy": {"kind": "play"}}}}) == (
+        "--policy play, this stage asks for uniform"
+    )
+    env = {"start_level": 1_000_000, "num_levels": 50}
+    assert generator_mismatch(stage, {"source": {"generator": made | {"env": env}}}) == ""
+    assert "--env {}" in generator_mismatch(stage, {"source": {"generator": made | {"env": {}}}})
     assert generator_mismatch(stage, {"source": {"recorder": "live.record"}}) == ""  # recorded data says nothing
 
 
