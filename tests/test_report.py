@@ -177,6 +177,7 @@ def test_benchmarks_keep_the_part_of_a_world_not_measured_again(tmp_path):
         measured(tmp_path / "before", world, 16)
     (tmp_path / "before" / "train.json").write_text("{}")  # unreadable as a measurement: listed as not measured
     old = render(worlds, tmp_path / "before")
+    old = old.replace("\n## Training throughput", "\n## Side by side\n\nA table by hand.\n\n## Training throughput")
     measured(tmp_path / "now", "pong", 32)
     md = render(worlds, tmp_path / "now", old)
     row = lambda text, world: next(line for line in text.splitlines() if line.startswith(f"| {world} |"))  # noqa: E731
@@ -185,6 +186,7 @@ def test_benchmarks_keep_the_part_of_a_world_not_measured_again(tmp_path):
     assert section(md, "coinrun").strip() == f"{KEPT}\n\n" + section(old, "coinrun").strip()
     assert KEPT not in section(md, "pong") and md.count(KEPT) == 3  # coinrun, doom and the throughput part
     assert render(worlds, tmp_path / "now", md) == md  # marked once, however often it is kept
+    assert "\n## Side by side\n\nA table by hand.\n\n## Training throughput" in md  # kept as it was, before throughput
 
 
 def test_benchmarks_add_a_world_s_play_tests_and_replace_them_when_measured_again(tmp_path):

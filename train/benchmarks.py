@@ -295,7 +295,8 @@ def render(worlds: list[str], runs: Path, previous: str = "") -> str:
 
     A world (or the throughput part) with nothing measured under `runs` keeps its row and
     section from `previous`, the file being replaced, marked as kept; without one it is
-    listed with the command that is missing.
+    listed with the command that is missing. Sections of `previous` that are no world's (the
+    latent worlds' side-by-side table, from `train.compare`) are kept unchanged.
     """
     evals = {w: read_json(runs / w / "eval" / "results.json") for w in worlds}
     lives = {w: read_json(runs / w / "live.json") for w in worlds}
@@ -327,7 +328,8 @@ def render(worlds: list[str], runs: Path, previous: str = "") -> str:
     sections = [with_playtest(section, playtest_part(runs, w)) for section, w in zip(sections, worlds, strict=True)]
     train, data = read_json(runs / "train.json"), read_json(runs / "data.json")
     throughput = kept(old_throughput) if not (train or data) and old_throughput else throughput_section(train, data)
-    return "\n\n".join(["\n".join(intro), *sections, throughput]) + "\n"
+    others = [text for title, text in old_sections.items() if title not in worlds]  # written by hand: kept as they are
+    return "\n\n".join(["\n".join(intro), *sections, *others, throughput]) + "\n"
 
 
 @cli_entry

@@ -18,7 +18,7 @@ The flow model is told the level (it conditions on it); the bridge only sees the
 - flow (`LatentFlow`): rectified flow (`ochre.models.flow`) on the next latent (or its change
   from the observed one, `model.residual`) at a random flow time; the action is replaced by the null action on `action_dropout` of the samples
   (classifier-free guidance); fed-back inputs are samples drawn with `feedback_steps`
-  Euler steps, as the world draws them.
+  Euler steps from noise of std `feedback_noise` (0: greedy), as the world draws them.
 
 Logs stay detached tensors (read on log steps only).
 """
@@ -79,7 +79,7 @@ def flow_window_loss(
     """Rectified-flow loss on every next latent of a window (mean over its T-1 steps)."""
     b = z.shape[0]
     state = model.initial_state(b, z.device)
-    feedback = FlowSampling(cfg.feedback_steps)
+    feedback = FlowSampling(cfg.feedback_steps, noise=cfg.feedback_noise)
     inp, losses = z[:, 0], []
     for t in range(z.shape[1] - 1):
         noisy, level = add_context_noise(inp, cfg.context_noise)
