@@ -36,3 +36,19 @@ def test_assets_drive_the_shipped_world(shipped):
     assert video.shape == (2, 8, 64, 64, 3)
     assert video.std() > 10  # an image, not a grey average
     assert np.abs(video[:, 1:].astype(int) - video[:, :-1]).mean() > SHIPPED[world][1]  # the scripted input moves it
+
+
+def test_the_flow_world_ships_beside_the_token_world():
+    """checkpoints/coinrun_flow.pt: one small weights_only file that plays CoinRun from its own seed contexts and the
+    shipped CoinRun assets, with its sampler's settings and the game it was drawn from."""
+    path = ROOT / "checkpoints" / "coinrun_flow.pt"
+    assert path.stat().st_size < 25 * 2**20
+    wm = WorldModel.load(path, device="cpu")
+    assert wm.info["world"] == "coinrun" and wm.action_spec.name == "procgen" and wm.flow_steps == 2
+    assert wm.info["source"]["settings"]["game"] == "coinrun" and wm.seeds is not None
+    frames, seed_actions = load_seed(ROOT / "assets" / "coinrun" / "seed.npz")
+    actions = wm.action_spec.validate(load_actions(ROOT / "assets" / "coinrun" / "actions.json", 0))
+    video = wm.rollout(frames[:2], seed_actions[:2], np.broadcast_to(actions[:8], (2, 8)), seed=0)
+    assert video.shape == (2, 8, 64, 64, 3) and video.std() > 10
+    assert np.abs(video[:, 1:].astype(int) - video[:, :-1]).mean() > 0.5
+    assert "python -m train.compare" in (ROOT / "checkpoints" / "coinrun_flow.md").read_text()
