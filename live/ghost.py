@@ -18,7 +18,7 @@ import numpy as np
 
 from ochre import WorldModel
 from ochre.envs.base import Env
-from ochre.envs.worlds import WORLDS_HELP, make_env, world_kind, world_settings
+from ochre.envs.worlds import WORLDS_HELP, make_env, source_settings, world_kind, world_settings
 from ochre.errors import OchreError
 
 
@@ -33,11 +33,14 @@ class Ghost:
 
     @classmethod
     def open(cls, world: str, overrides: dict[str, Any], wm: WorldModel, context: int, seed: int = 0) -> Ghost:
-        """The real game of `world`, checked against the learned world's schema and frame size."""
+        """The real game of `world`, checked against the learned world's schema and frame size. When it is the world's
+        own game, it starts with the settings the world's data was drawn with, `overrides` on top."""
         try:
             world_kind(world)
         except OchreError:
             raise OchreError(f"--ghost needs a real game, and '{world}' is not one ({WORLDS_HELP}); pass --world") from None
+        if world == wm.info.get("world"):
+            overrides = source_settings(world, wm.info.get("source")) | overrides
         env = make_env(world, world_settings(world, overrides), seed)
         mine, theirs = wm.action_spec.to_dict(), env.action_spec.to_dict()
         if mine != theirs:

@@ -109,7 +109,6 @@ def main(argv: list[str] | None = None) -> None:
     from live.controller import PlayController
     from live.ghost import Ghost
     from live.headless import make_policy, run_headless
-    from ochre.envs.worlds import source_settings
 
     set_threads(args.threads)
     wm = load_world(args.checkpoint, args.device, args.sampling, args.temperature, args.top_k)
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     ghost = None
     if args.ghost:  # the real game seeds the world: no seed file needed
         world = args.world or wm.info.get("world", "")
-        learned = source_settings(world, wm.info.get("source")) if world == wm.info.get("world") else {}
-        ghost = Ghost.open(world, learned | parse_overrides(args.env), wm, context=args.context, seed=args.seed)
+        ghost = Ghost.open(world, parse_overrides(args.env), wm, context=args.context, seed=args.seed)
         session = ghost_session(wm, ghost, args.rewind_seconds)
     else:
         session = open_session(wm, args.seed_frames, args.rewind_seconds)

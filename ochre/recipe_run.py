@@ -61,11 +61,11 @@ def check_dataset(stage: Stage) -> Check:
         return Check(False, f"{stage.out}: no dataset yet")
     try:
         data = EpisodeDataset(stage.out)
+        if mismatch := generator_mismatch(stage, data.manifest):  # before hashing shards that are not the stage's
+            return Check(False, f"{stage.out}: generated with {mismatch}", foreign=True)
         data.verify_once(progress=False)
     except OchreError as err:
         return Check(False, str(err))
-    if mismatch := generator_mismatch(stage, data.manifest):
-        return Check(False, f"{stage.out}: generated with {mismatch}", foreign=True)
     if not data.manifest.get("complete", True):
         return Check(False, f"{stage.out}: {data.num_frames:,} frames so far, unfinished")
     size = sum(f.stat().st_size for f in Path(stage.out).glob("shard_*.npy"))
@@ -83,7 +83,8 @@ def generator_mismatch(stage: Stage, manifest: dict[str, Any]) -> str:
         if key not in made:
             continue
         value = made[key].get("kind") if key == "policy" and isinstance(made[key], dict) else made[key]
-        if (value != wanted) if isinstance(value, dict) or isinstance(wanted, dict) else str(value) != str(wanted):
+        nested = isinstance(value, dict) or isinstance(wanted, dict)  # env settings compare as dicts, flags as text
+        if (value != wanted) if nested else str(value) != str(wanted):
             return f"--{flag} {value}, this stage asks for {wanted}"
     return ""
 

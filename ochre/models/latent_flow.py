@@ -146,20 +146,21 @@ class LatentFlow(nn.Module):
         x0 = torch.zeros_like(z)
         if sampling.noise > 0:
             x0 = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype) * sampling.noise
-        base = z if self.cfg.residual else torch.zeros_like(z)
         if sampling.guidance == 1.0:
             cond = self.condition(action, level)
-            return base + euler(lambda x, t: self._velocity(state, x, t, z, cond), x0, sampling.steps)
-        b = z.shape[0]
-        both, z2 = state.map(lambda h: torch.cat([h, h])), torch.cat([z, z])
-        keep = torch.arange(2 * b, device=z.device) < b  # the first half conditional, the second unconditional
-        cond = self.condition(torch.cat([action, action]), torch.cat([level, level]), keep)
+            drawn = euler(lambda x, t: self._velocity(state, x, t, z, cond), x0, sampling.steps)
+        else:
+            b = z.shape[0]
+            both, z2 = state.map(lambda h: torch.cat([h, h])), torch.cat([z, z])
+            keep = torch.arange(2 * b, device=z.device) < b  # the first half conditional, the second unconditional
+            cond = self.condition(torch.cat([action, action]), torch.cat([level, level]), keep)
 
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            v = self._velocity(both, torch.cat([x, x]), torch.cat([t, t]), z2, cond)
-            return guided(*v.chunk(2), sampling.guidance)
+            def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                v = self._velocity(both, torch.cat([x, x]), torch.cat([t, t]), z2, cond)
+                return guided(*v.chunk(2), sampling.guidance)
 
-        return base + euler(velocity, x0, sampling.steps)
+            drawn = euler(velocity, x0, sampling.steps)
+        return z + drawn if self.cfg.residual else drawn
 
     def step(
         self,

@@ -16,9 +16,10 @@ The flow model is told the level (it conditions on it); the bridge only sees the
 
 - bridge (`LatentGRU`): Huber loss between the predicted and the true next latent.
 - flow (`LatentFlow`): rectified flow (`ochre.models.flow`) on the next latent (or its change
-  from the observed one, `model.residual`) at a random flow time; the action is replaced by the null action on `action_dropout` of the samples
-  (classifier-free guidance); fed-back inputs are samples drawn with `feedback_steps`
-  Euler steps from noise of std `feedback_noise` (0: greedy), as the world draws them.
+  from the observed one, `model.residual`) at a random flow time; the action is replaced by
+  the null action on `action_dropout` of the samples (classifier-free guidance); fed-back
+  inputs are samples drawn with `feedback_steps` Euler steps from noise of std
+  `feedback_noise` (0: greedy), as the world draws them.
 
 Logs stay detached tensors (read on log steps only).
 """
