@@ -19,6 +19,10 @@ A recipe file (see configs/new_game/recipe.yaml for a commented one):
         config: configs/coinrun/vqvae.yaml
         overrides: {data.path: "{train_data}", train.max_steps: 3000}
         stop_at: 1000                  # optional, trainers: stop at this checkpointed step (the schedule keeps max_steps)
+      - name: tokenizer_more           # {tokenizer} is a trainer's final checkpoint, {tokenizer.state} its train_state.pt
+        run: vqvae.train
+        config: configs/coinrun/vqvae.yaml
+        overrides: {data.path: "{train_data}", train.resume: "{tokenizer.state}", train.max_steps: 4000}
     card:                              # optional: numbers for the card section, compared with the card's
       - {label: "PSNR mean 1-32, gray 84x84", stage: evaluate, file: summary.json, key: model/gray84/mean_psnr,
          card: 18.68, tolerance: 0.5}
@@ -62,6 +66,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "train.evaluate": StageKind("report", "summary.json"),
     "train.playtest": StageKind("report", "playtest.json"),
     "train.stability": StageKind("report", "stability.json"),
+    "train.compare": StageKind("report", "results.json"),
     "train.idm": StageKind("file"),
     "preprocess.seeds": StageKind("file"),
     "preprocess.camera_gain": StageKind("note"),
@@ -199,6 +204,8 @@ def load_recipe(path: str | Path, overrides: list[str] = (), run_dir: str = "") 
         stage = build_stage(spec, i, values, path, run)
         stage.needs = tuple(n for n in stage.needs if n in {s.name for s in stages})
         values[stage.name] = str(stage.product)
+        if stage.kind == "trainer":  # {name.state}: its train_state.pt, for a stage that continues the run exactly
+            values[f"{stage.name}.state"] = str(Path(stage.out) / "checkpoints" / "train_state.pt")
         stages.append(stage)
     card = [check_card(entry, i, stages, path) for i, entry in enumerate(raw.get("card") or [])]
     return Recipe(path, raw["name"], run, stages, card, raw)
@@ -322,18 +329,24 @@ def build_stage(spec: dict[str, Any], i: int, values: dict[str, str], path: Path
 
 
 def fill(text: str, values: dict[str, str], path: Path, where: str, needs: list[str] | None = None) -> str:
-    """`text` with {name} replaced by a var, {run} or an earlier stage's output; names what it used in `needs`."""
+    """`text` with {name} replaced by a var, {run}, an earlier stage's output or {stage.state} (a trainer's
+    train_state.pt); names the stages it used in `needs`."""
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        pieces = list(string.Formatter().parse(text))
     except ValueError:
         raise OchreError(f"{path}: {where}: unbalanced braces in {text!r}; write {{name}} for a reference") from None
-    for name in names:
+    out = []
+    for literal, name, _, _ in pieces:
+        out.append(literal)
+        if name is None:
+            continue
         if name not in values:
             known = ", ".join(values)
             raise OchreError(f"{path}: {where}: {{{name}}} is neither a var nor an earlier stage; use one of {known}")
         if needs is not None:
-            needs.append(name)
-    return text.format_map(values)
+            needs.append(name.split(".")[0])
+        out.append(values[name])
+    return "".join(out)
 
 
 def check_card(entry: Any, i: int, stages: list[Stage], path: Path) -> CardNumber:

@@ -80,6 +80,27 @@ def test_an_interrupted_trainer_resumes_from_its_training_state(tiny_run, tmp_pa
 
 
 @pytest.mark.slow
+def test_a_stage_goes_on_with_an_earlier_trainers_state(tiny_run, tmp_path):
+    """{dynamics.state} hands a later stage the earlier run's train_state.pt: it continues that run in its own folder."""
+    file = tmp_path / "recipe.yaml"
+    first = {"name": "dynamics", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml",
+             "overrides": {"data.path": str(tiny_run / "data" / "train_tokens"), "data.val_every": 4}}  # fmt: skip
+    more = {"name": "more", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml",
+            "overrides": {**first["overrides"], "train.resume": "{dynamics.state}", "train.max_steps": 6}}  # fmt: skip
+    file.write_text(yaml.safe_dump({"name": "more", "stages": [first, more]}))
+    run = tmp_path / "run"
+    rec = load_recipe(file, [], str(run))
+    assert rec.stages[1].needs == ("dynamics",)
+    assert rec.stages[1].overrides["train.resume"] == str(run / "dynamics" / "checkpoints" / "train_state.pt")
+    recipe(str(file), "--run-dir", str(run))
+    import torch
+
+    assert torch.load(run / "dynamics" / "checkpoints" / "world.pt", weights_only=True)["step"] == 4
+    assert torch.load(run / "more" / "checkpoints" / "world.pt", weights_only=True)["step"] == 6
+    assert recipe(str(file), "--run-dir", str(run)).stdout.count("complete, skipped") == 2
+
+
+@pytest.mark.slow
 def test_stop_at_ends_a_trainer_at_a_checkpointed_step(tiny_run, tmp_path):
     over = ["--override", f"dynamics.data.path={tiny_run / 'data' / 'train_tokens'}", "--override", "dynamics.stop_at=2",
             "--override", "dynamics.train.max_steps=2000", "--override", "dynamics.train.checkpoint_every=2"]  # fmt: skip
@@ -217,7 +238,7 @@ def essence(argv: list[str]) -> tuple[str, frozenset[str]]:
     return module, frozenset(kept) if module != "cp" else frozenset()
 
 
-@pytest.mark.parametrize("world", ["coinrun", "doom", "pong"])
+@pytest.mark.parametrize("world", ["coinrun", "coinrun_flow", "doom", "pong"])
 def test_a_shipped_world_recipe_holds_its_card_command_chain_in_order(world):
     card = ROOT / "checkpoints" / f"{world}.md"
     assert f"recipe: `configs/{world}/recipe.yaml`" in card.read_text()
