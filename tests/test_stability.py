@@ -1,6 +1,7 @@
 """Long-horizon stability: rollout traces on the tiny world, the CLI, and the verdict rules on synthetic traces."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -185,6 +186,25 @@ def test_cli_writes_outputs_and_prints_table(tiny_world, seed, tmp_path):
     assert (out / "plots" / "stability.png").stat().st_size > 0
     for policy in report["policies"]:
         assert (out / "videos" / f"{policy}.mp4").stat().st_size > 0
+
+
+def test_all_seeds_runs_from_every_seed_and_tallies_the_verdicts(tiny_world, seed, tmp_path):
+    np.savez(tmp_path / "seed.npz", frames=np.stack([seed[0], seed[0][::-1]]), actions=np.stack([seed[1], seed[1]]))
+    out = tmp_path / "stability"
+    proc = run_module("train.stability", "--checkpoint", str(tiny_world["world"]), "--seed-frames", str(tmp_path / "seed.npz"),
+                      "--steps", str(STEPS), "--policies", "scripted", "random", "--all-seeds", "--out", str(out),
+                      "--device", "cpu")  # fmt: skip
+    report = json.loads((out / "stability.json").read_text())
+    assert report["seeds"] == 2 and list(report["per_seed"]) == ["0", "1"]
+    for policy, count in report["tally"].items():
+        verdicts = [report["per_seed"][i]["policies"][policy]["verdict"] for i in ("0", "1")]
+        assert count["verdicts"] == {v: verdicts.count(v) for v in ("alive", "static", "frozen", "blur")}
+        assert count["collapsed"] == sum(v in ("blur", "frozen") for v in verdicts)
+        assert re.search(rf"\n{policy} +{verdicts.count('alive')} .* of 2", proc.stdout)
+    assert report["collapsed_rollouts"] == sum(c["collapsed"] for c in report["tally"].values())
+    for i in (0, 1):
+        assert json.loads((out / f"seed{i}" / "stability.json").read_text())["seed_index"] == i
+        assert (out / f"seed{i}" / "videos" / "random.mp4").stat().st_size > 0
 
 
 def test_frozen_floor_follows_a_world_whose_real_pictures_barely_move():

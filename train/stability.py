@@ -7,6 +7,13 @@ the rollout: alive, static (still, but nothing pressed), frozen or blur (see
 `ochre.stability`). Writes into the output folder: stability.json (per-policy verdict,
 window statistics and thresholds), plots/stability.png (codes in use, frame change and
 pixel std per step, one line per policy) and videos/<policy>.mp4, and prints a table.
+
+One seed's verdict is noisy (the same world can blur from one seed and stay alive from
+the next), so `--all-seeds` runs from every seed of a batched seed file: each seed's
+outputs go to seed<i>/, and stability.json at the top holds the tally per policy (seeds
+per verdict, collapses, mean and lowest detail ratio) and every seed's verdicts.
+
+    python -m train.stability --checkpoint checkpoints/coinrun_flow.pt --seed-frames assets/coinrun/seed.npz --all-seeds
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help=".npz with frames (K,H,W,3)|(B,K,H,W,3) [+ actions], .mp4, or PNG folder",
     )
-    p.add_argument("--seed-index", type=nonneg_int, default=0, help="which seed of a batched .npz to start from")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--seed-index", type=nonneg_int, default=0, help="which seed of a batched .npz to start from")
+    which.add_argument(
+        "--all-seeds",
+        action="store_true",
+        help="run from every seed of the file (one verdict is noisy): seed<i>/ per seed, and a tally per policy",
+    )
     p.add_argument("--steps", type=positive_int, default=1000, help="open-loop steps per policy")
     p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES, help="policies to run")
     p.add_argument("--every", type=positive_int, default=1, help="keep every n-th frame for the videos (a time-lapse)")
@@ -103,11 +117,9 @@ def format_table(judgements: dict[str, Judgement]) -> str:
     return "\n".join(lines)
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    wm = WorldModel.load(args.checkpoint, device=args.device)
-    seed_frames, seed_actions = pick_seed(args.seed_frames, args.seed_index)
+def run_seed(wm: WorldModel, args: argparse.Namespace, index: int, out: Path) -> dict[str, Judgement]:
+    """Every policy from one seed of the file: videos, plot and stability.json into `out`; the table printed."""
+    seed_frames, seed_actions = pick_seed(args.seed_frames, index)
     if seed_frames.shape[1:] != wm.frame_shape or len(seed_frames) < 1:
         raise OchreError(
             f"{args.seed_frames}: seed frames are {seed_frames.shape} but this world needs (K, {', '.join(map(str, wm.frame_shape))})"
@@ -116,29 +128,79 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = Thresholds()
     traces = [stability_rollout(wm, seed_frames, seed_actions, p, args.steps, args.every, args.seed) for p in policies]
     judgements = {t.policy: judge(t, thresholds) for t in traces}
-    out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "stability")
     scale = max(1, VIDEO_SIZE // max(wm.frame_shape[:2]))
     for trace in traces:
         write_video(out / "videos" / f"{trace.policy}.mp4", trace.frames, fps=wm.fps, scale=scale)
     write_plot(out / "plots" / "stability.png", traces, list(judgements.values()), thresholds)
-    write_json(
-        out / "stability.json",
-        {
-            "checkpoint": args.checkpoint,
-            "seed_frames": args.seed_frames,
-            "seed_index": args.seed_index,
-            "steps": args.steps,
-            "random_seed": args.seed,
-            "sampling": wm.sampling,
-            "thresholds": asdict(thresholds),
-            "collapsed": [p for p, j in judgements.items() if j.collapsed],
-            "policies": {p: j.to_dict() for p, j in judgements.items()},
-        },
-    )
+    write_json(out / "stability.json", report(args, wm.sampling, seed_index=index, **verdicts(judgements)))
     start, end = judgements[policies[0]].window
-    print(f"{args.steps} open-loop steps from {args.seed_frames} (seed {args.seed_index}), judged on steps {start + 1}-{end}")
+    print(f"{args.steps} open-loop steps from {args.seed_frames} (seed {index}), judged on steps {start + 1}-{end}")
     print(format_table(judgements))
     print(f"wrote {out}/stability.json, plots/stability.png, videos/{{{','.join(policies)}}}.mp4")
+    return judgements
+
+
+def report(args: argparse.Namespace, sampling: str, **fields: Any) -> dict[str, Any]:
+    """stability.json: the run's settings and thresholds, then `fields` (one seed's verdicts, or the tally)."""
+    settings = {"checkpoint": args.checkpoint, "seed_frames": args.seed_frames, "steps": args.steps}
+    return settings | {"random_seed": args.seed, "sampling": sampling, "thresholds": asdict(Thresholds())} | fields
+
+
+def verdicts(judgements: dict[str, Judgement]) -> dict[str, Any]:
+    return {
+        "collapsed": [p for p, j in judgements.items() if j.collapsed],
+        "policies": {p: j.to_dict() for p, j in judgements.items()},
+    }
+
+
+def tally(per_seed: dict[int, dict[str, Judgement]]) -> dict[str, dict]:
+    """Per policy: how many seeds ended in each verdict, the collapses, and the mean and lowest detail ratio."""
+    out = {}
+    for policy in next(iter(per_seed.values())):
+        judged = [seed[policy] for seed in per_seed.values()]
+        details = [j.detail_ratio for j in judged if j.detail_ratio is not None]
+        out[policy] = {
+            "verdicts": {v: sum(j.verdict == v for j in judged) for v in ("alive", "static", "frozen", "blur")},
+            "collapsed": sum(j.collapsed for j in judged),
+            "seeds": len(judged),
+            "detail_mean": float(np.mean(details)) if details else None,
+            "detail_min": float(np.min(details)) if details else None,
+        }
+    return out
+
+
+def format_tally(counts: dict[str, dict]) -> str:
+    head = f"{'policy':<10}{'alive':>7}{'static':>8}{'frozen':>8}{'blur':>6}{'collapsed':>11}{'detail mean/min':>17}"
+    lines = [head, "-" * len(head)]
+    for policy, c in counts.items():
+        v = c["verdicts"]
+        detail = f"{c['detail_mean']:.2f}/{c['detail_min']:.2f}" if c["detail_mean"] is not None else "—"
+        lines.append(
+            f"{policy:<10}{v['alive']:>7}{v['static']:>8}{v['frozen']:>8}{v['blur']:>6}"
+            f"{c['collapsed']:>7} of {c['seeds']}{detail:>17}"
+        )
+    return "\n".join(lines)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    wm = WorldModel.load(args.checkpoint, device=args.device)
+    out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "stability")
+    if not args.all_seeds:
+        run_seed(wm, args, args.seed_index, out)
+        return
+    frames, _ = load_seed(args.seed_frames)
+    count = len(frames) if frames.ndim == 5 else 1
+    per_seed = {i: run_seed(wm, args, i, out / f"seed{i}") for i in range(count)}
+    counts = tally(per_seed)
+    collapsed = sum(c["collapsed"] for c in counts.values())
+    per = {str(i): verdicts(j) for i, j in per_seed.items()}
+    fields = {"seeds": count, "tally": counts, "collapsed_rollouts": collapsed, "per_seed": per}
+    write_json(out / "stability.json", report(args, wm.sampling, **fields))
+    print(f"\n{args.steps} open-loop steps from each of the {count} seeds of {args.seed_frames}")
+    print(format_tally(counts))
+    print(f"wrote {out}/stability.json (tally and every seed's verdicts), seed<i>/ per seed")
 
 
 if __name__ == "__main__":
