@@ -222,7 +222,7 @@ class RecipeRun:
     def step(self, stage: Stage) -> None:
         record = self.state["stages"].get(stage.name)
         changed = record is not None and record.get("command") != stage.display()
-        stale = record is not None and any(self.seq(dep) > record.get("seq", 0) for dep in stage.needs)
+        stale = record is not None and any(self.seq(dep) > self.since(record) for dep in stage.needs)
         check = check_output(stage)
         adoptable = record is None and stage.kind in ("tokens", "trainer", "copy")
         if check.done and not changed and not stale and (adoptable or (record or {}).get("done")):
@@ -249,6 +249,13 @@ class RecipeRun:
     def seq(self, name: str) -> int:
         return int(self.state["stages"].get(name, {}).get("seq", 0))
 
+    def since(self, record: dict[str, Any]) -> int:
+        """The newest finished stage this stage's output already reflects: its own seq when it finished, the newest
+        seq when it started when it was interrupted (a record from before `after` was kept: the newest now)."""
+        if record.get("done"):
+            return int(record.get("seq", 0))
+        return int(record.get("after", self.state["seq"]))
+
     def set_aside(self, stage: Stage, why: str) -> None:
         out = Path(stage.out)
         if not out.exists():
@@ -265,7 +272,7 @@ class RecipeRun:
 
     def execute(self, stage: Stage, extra: tuple[str, ...], resumed_from: int) -> None:
         print(f"[recipe] {stage.name}: {stage.display(extra)}", flush=True)
-        self.record(stage, {"done": False, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        self.record(stage, {"done": False, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "after": self.state["seq"]})
         t0 = time.time()
         if stage.kind == "copy":
             copy_file(Path(stage.source), Path(stage.out))

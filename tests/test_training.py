@@ -408,3 +408,14 @@ def test_compiled_step_computes_the_eager_loss_and_gradients():
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_trainers_flush_denormal_floats_on_the_cpu():
+    """setup_torch (every trainer's) flushes denormals to zero: CPU arithmetic on them is several times slower."""
+    from ochre.training.common import LoopConfig, setup_torch
+
+    try:
+        setup_torch(LoopConfig(device="cpu", threads=0))
+        assert torch.tensor([1e-40]).item() == 0.0 and torch.tensor([1e-30]).item() > 0
+    finally:
+        torch.set_flush_denormal(False)
