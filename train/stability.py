@@ -61,9 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pick_seed(path: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """One seed (K, H, W, 3) and its K-1 actions (or None) from a seed file, batched or not."""
-    frames, actions = load_seed(path)
+def pick_seed(path: str, seeds: tuple[np.ndarray, np.ndarray | None], index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One seed (K, H, W, 3) and its K-1 actions (or None) from a seed file's `load_seed`, batched or not."""
+    frames, actions = seeds
     if frames.ndim == 4:
         return frames, actions
     if not 0 <= index < len(frames):
@@ -117,9 +117,9 @@ def format_table(judgements: dict[str, Judgement]) -> str:
     return "\n".join(lines)
 
 
-def run_seed(wm: WorldModel, args: argparse.Namespace, index: int, out: Path) -> dict[str, Judgement]:
+def run_seed(wm: WorldModel, args: argparse.Namespace, seeds: tuple, index: int, out: Path) -> dict[str, Judgement]:
     """Every policy from one seed of the file: videos, plot and stability.json into `out`; the table printed."""
-    seed_frames, seed_actions = pick_seed(args.seed_frames, index)
+    seed_frames, seed_actions = pick_seed(args.seed_frames, seeds, index)
     if seed_frames.shape[1:] != wm.frame_shape or len(seed_frames) < 1:
         raise OchreError(
             f"{args.seed_frames}: seed frames are {seed_frames.shape} but this world needs (K, {', '.join(map(str, wm.frame_shape))})"
@@ -187,12 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     wm = WorldModel.load(args.checkpoint, device=args.device)
     out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "stability")
+    seeds = load_seed(args.seed_frames)
     if not args.all_seeds:
-        run_seed(wm, args, args.seed_index, out)
+        run_seed(wm, args, seeds, args.seed_index, out)
         return
-    frames, _ = load_seed(args.seed_frames)
-    count = len(frames) if frames.ndim == 5 else 1
-    per_seed = {i: run_seed(wm, args, i, out / f"seed{i}") for i in range(count)}
+    count = len(seeds[0]) if seeds[0].ndim == 5 else 1
+    per_seed = {i: run_seed(wm, args, seeds, i, out / f"seed{i}") for i in range(count)}
     counts = tally(per_seed)
     collapsed = sum(c["collapsed"] for c in counts.values())
     per = {str(i): verdicts(j) for i, j in per_seed.items()}
