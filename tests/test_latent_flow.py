@@ -218,6 +218,23 @@ def test_the_stability_check_runs_on_a_flow_world(latent_worlds):
     assert judge(trace).verdict in {"alive", "static", "frozen", "blur"}
 
 
+def test_the_stability_cli_judges_the_sampler_it_is_given(latent_worlds, tmp_path):
+    def run(name: str, *sampler: str) -> tuple[dict, dict]:
+        run_module("train.stability", "--checkpoint", str(latent_worlds["latent_flow"]), "--seed-frames",
+                   str(latent_worlds["seed"]), "--steps", "6", "--policies", "random", "--out", str(tmp_path / name),
+                   "--device", "cpu", *sampler)  # fmt: skip
+        report = json.loads((tmp_path / name / "stability.json").read_text())
+        return report["sampler"], report["policies"]["random"]
+
+    sampled = ("--sampling", "sample", "--temperature", "0.5", "--flow-steps", "3", "--guidance", "1.5")
+    sampler, first = run("a", *sampled)
+    assert sampler == {"sampling": "sample", "temperature": 0.5, "flow_steps": 3, "guidance": 1.5}
+    assert run("b", *sampled)[1] == first  # the seed fixes the draws
+    sampler, greedy = run("greedy")
+    assert sampler == {"sampling": "greedy", "flow_steps": 2, "guidance": 1.0}
+    assert (greedy["pixel_std"], greedy["mean_change"]) != (first["pixel_std"], first["mean_change"])
+
+
 def test_gymnasium_env_plays_a_flow_world(latent_worlds):
     env = gymnasium.make("ochre/World-v0", checkpoint=str(latent_worlds["latent_flow"]), seed_frames=str(latent_worlds["seed"]),
                          device="cpu", sampling="sample", max_episode_steps=3)  # fmt: skip

@@ -14,6 +14,9 @@ outputs go to seed<i>/, and stability.json at the top holds the tally per policy
 per verdict, collapses, mean and lowest detail ratio) and every seed's verdicts.
 
     python -m train.stability --checkpoint checkpoints/coinrun_flow.pt --seed-frames assets/coinrun/seed.npz --all-seeds
+
+The world plays greedily, as the app does by default; `--sampling sample --temperature T` (and, in a flow world,
+`--flow-steps` and `--guidance`) judge the sampler a player would switch to.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ochre import WorldModel
-from ochre.cli import ArgumentParser, input_file, input_path, known_device, nonneg_int, positive_int, writable_dir
+from ochre.cli import ArgumentParser, add_flow_arguments, input_file, input_path, known_device, nonneg_int, positive_float, positive_int, writable_dir
 from ochre.errors import OchreError, cli_entry
 from ochre.inputs import load_seed
 from ochre.io import atomic_path, write_json, write_video
@@ -55,7 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=positive_int, default=1000, help="open-loop steps per policy")
     p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES, help="policies to run")
     p.add_argument("--every", type=positive_int, default=1, help="keep every n-th frame for the videos (a time-lapse)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random policy")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random policy and of the sampler")
+    p.add_argument("--sampling", choices=["greedy", "sample"], default="greedy", help="how the world draws each frame")
+    p.add_argument(
+        "--temperature", type=positive_float, default=1.0, help="with --sampling sample: token temperature, or a flow's noise std"
+    )
+    add_flow_arguments(p)
     p.add_argument("--device", type=known_device, default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", type=writable_dir, default=None, help="output folder (default: runs/<time>_<world>_stability)")
     return p.parse_args(argv)
@@ -126,13 +134,14 @@ def run_seed(wm: WorldModel, args: argparse.Namespace, seeds: tuple, index: int,
         )
     policies = list(dict.fromkeys(args.policies))
     thresholds = Thresholds()
+    wm.generator.manual_seed(args.seed)  # each seed's rollouts are drawn the same whether it runs alone or in --all-seeds
     traces = [stability_rollout(wm, seed_frames, seed_actions, p, args.steps, args.every, args.seed) for p in policies]
     judgements = {t.policy: judge(t, thresholds) for t in traces}
     scale = max(1, VIDEO_SIZE // max(wm.frame_shape[:2]))
     for trace in traces:
         write_video(out / "videos" / f"{trace.policy}.mp4", trace.frames, fps=wm.fps, scale=scale)
     write_plot(out / "plots" / "stability.png", traces, list(judgements.values()), thresholds)
-    write_json(out / "stability.json", report(args, wm.sampling, seed_index=index, **verdicts(judgements)))
+    write_json(out / "stability.json", report(args, wm, seed_index=index, **verdicts(judgements)))
     start, end = judgements[policies[0]].window
     print(f"{args.steps} open-loop steps from {args.seed_frames} (seed {index}), judged on steps {start + 1}-{end}")
     print(format_table(judgements))
@@ -140,10 +149,20 @@ def run_seed(wm: WorldModel, args: argparse.Namespace, seeds: tuple, index: int,
     return judgements
 
 
-def report(args: argparse.Namespace, sampling: str, **fields: Any) -> dict[str, Any]:
-    """stability.json: the run's settings and thresholds, then `fields` (one seed's verdicts, or the tally)."""
-    settings = {"checkpoint": args.checkpoint, "seed_frames": args.seed_frames, "steps": args.steps}
-    return settings | {"random_seed": args.seed, "sampling": sampling, "thresholds": asdict(Thresholds())} | fields
+def report(args: argparse.Namespace, wm: WorldModel, **fields: Any) -> dict[str, Any]:
+    """stability.json: the run's settings, sampler and thresholds, then `fields` (one seed's verdicts, or the tally)."""
+    settings = {"checkpoint": args.checkpoint, "seed_frames": args.seed_frames, "steps": args.steps, "random_seed": args.seed}
+    return settings | {"sampler": sampler(wm), "sampling": wm.sampling, "thresholds": asdict(Thresholds())} | fields
+
+
+def sampler(wm: WorldModel) -> dict[str, Any]:
+    """The sampling settings the rollouts used (temperature only when sampling; flow steps and guidance in flow worlds)."""
+    out: dict[str, Any] = {"sampling": wm.sampling}
+    if wm.sampling == "sample":
+        out["temperature"] = wm.temperature
+    if wm.flow_steps is not None:
+        out |= {"flow_steps": wm.flow_steps, "guidance": wm.guidance}
+    return out
 
 
 def verdicts(judgements: dict[str, Judgement]) -> dict[str, Any]:
@@ -186,6 +205,10 @@ def format_tally(counts: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     wm = WorldModel.load(args.checkpoint, device=args.device)
+    if note := wm.set_flow_sampling(args.flow_steps, args.guidance):
+        print(note)
+    wm.sampling, wm.temperature = args.sampling, args.temperature
+    print(f"sampler: {', '.join(f'{k} {v}' for k, v in sampler(wm).items())}")
     out = Path(args.out) if args.out else make_run_dir("runs", wm.info.get("world", "world"), "stability")
     seeds = load_seed(args.seed_frames)
     if not args.all_seeds:
@@ -197,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     collapsed = sum(c["collapsed"] for c in counts.values())
     per = {str(i): verdicts(j) for i, j in per_seed.items()}
     fields = {"seeds": count, "tally": counts, "collapsed_rollouts": collapsed, "per_seed": per}
-    write_json(out / "stability.json", report(args, wm.sampling, **fields))
+    write_json(out / "stability.json", report(args, wm, **fields))
     print(f"\n{args.steps} open-loop steps from each of the {count} seeds of {args.seed_frames}")
     print(format_tally(counts))
     print(f"wrote {out}/stability.json (tally and every seed's verdicts), seed<i>/ per seed")
