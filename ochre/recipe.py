@@ -130,6 +130,31 @@ class Stage:
         return shlex.join(["python", *argv[1:]] if argv[0] == sys.executable else argv)
 
 
+# Settings that change how fast a stage runs, not what it makes: a stage run again with other values of these
+# (more threads, another device, more workers) is the same stage, so its finished output is kept.
+PACE_OVERRIDES = ("train.threads", "train.device")
+PACE_FLAGS = ("--threads", "--device", "--workers")
+
+
+def same_work(a: str, b: str) -> bool:
+    """Whether two stage commands (as `Stage.display` writes them) make the same output: equal once the settings
+    in PACE_OVERRIDES and PACE_FLAGS are left out."""
+    return _work(a) == _work(b)
+
+
+def _work(command: str) -> list[str]:
+    words, out = shlex.split(command), []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in PACE_FLAGS:
+            skip = True  # the flag's value follows it
+        elif word.split("=", 1)[0] not in PACE_OVERRIDES and word.split("=", 1)[0] not in PACE_FLAGS:
+            out.append(word)
+    return out
+
+
 @dataclass(frozen=True)
 class CardNumber:
     """A number for the card: read from a stage's JSON output, beside the value the world's card gives."""

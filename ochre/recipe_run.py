@@ -33,7 +33,7 @@ import yaml
 
 from ochre.errors import OchreError
 from ochre.io import atomic_path, load_torch, sha256_file, write_json, write_text
-from ochre.recipe import Recipe, Stage
+from ochre.recipe import Recipe, Stage, same_work
 from ochre.recipe_card import card_markdown, format_wall
 
 STATE = "recipe_state.json"
@@ -221,7 +221,7 @@ class RecipeRun:
 
     def step(self, stage: Stage) -> None:
         record = self.state["stages"].get(stage.name)
-        changed = record is not None and record.get("command") != stage.display()
+        changed = record is not None and not same_work(record.get("command", ""), stage.display())
         stale = record is not None and any(self.seq(dep) > self.since(record) for dep in stage.needs)
         check = check_output(stage)
         adoptable = record is None and stage.kind in ("tokens", "trainer", "copy")

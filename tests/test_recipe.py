@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ochre.recipe import load_recipe
+from ochre.recipe import load_recipe, same_work
 from tests.conftest import ROOT, run_module
 
 TINY = "configs/tiny/recipe.yaml"
@@ -50,6 +50,28 @@ def test_a_second_run_skips_every_complete_stage(tiny_run):
     proc = recipe(TINY, "--run-dir", str(tiny_run))
     assert proc.stdout.count("complete, skipped") == len(load_recipe(TINY).stages)
     assert json.loads((tiny_run / "recipe_state.json").read_text()) == before  # nothing ran, wall times kept
+
+
+@pytest.mark.slow
+def test_a_run_with_other_threads_devices_or_workers_keeps_the_finished_stages(tiny_run):
+    """Threads, device and worker count change how fast a stage runs, not what it makes: a recipe run again with
+    other values of them (to share the CPU, or on a machine with a GPU) skips the finished stages."""
+    pace = ["tokenizer.train.threads=1", "dynamics.train.device=cpu", "train_data.workers=2", "evaluate.device=auto"]
+    before = json.loads((tiny_run / "recipe_state.json").read_text())
+    proc = recipe(TINY, "--run-dir", str(tiny_run), *(a for p in pace for a in ("--override", p)))
+    assert proc.stdout.count("complete, skipped") == len(load_recipe(TINY).stages)
+    assert json.loads((tiny_run / "recipe_state.json").read_text()) == before
+
+
+def test_only_pace_settings_leave_a_stage_command_the_same():
+    base = "python -m train.dynamics --config c.yaml data.path=d train.threads=2 run.name=x"
+    assert same_work(base, base.replace("train.threads=2", "train.threads=1"))
+    assert same_work(base, base.replace(" train.threads=2", "") + " train.device=cuda")
+    assert same_work("python -m preprocess.generate --frames 9 --workers 2", "python -m preprocess.generate --frames 9")
+    assert same_work("python -m train.evaluate --device cpu --windows 6", "python -m train.evaluate --windows 6 --device cuda")
+    assert not same_work(base, base.replace("data.path=d", "data.path=e"))
+    assert not same_work(base, base + " train.max_steps=5")
+    assert not same_work("python -m preprocess.generate --frames 9 --workers 2", "python -m preprocess.generate --frames 2 --workers 9")
 
 
 @pytest.mark.slow
