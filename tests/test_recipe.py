@@ -71,7 +71,9 @@ def test_only_pace_settings_leave_a_stage_command_the_same():
     assert same_work("python -m train.evaluate --device cpu --windows 6", "python -m train.evaluate --windows 6 --device cuda")
     assert not same_work(base, base.replace("data.path=d", "data.path=e"))
     assert not same_work(base, base + " train.max_steps=5")
-    assert not same_work("python -m preprocess.generate --frames 9 --workers 2", "python -m preprocess.generate --frames 2 --workers 9")
+    assert not same_work(
+        "python -m preprocess.generate --frames 9 --workers 2", "python -m preprocess.generate --frames 2 --workers 9"
+    )
 
 
 @pytest.mark.slow

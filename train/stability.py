@@ -29,7 +29,17 @@ from typing import Any
 import numpy as np
 
 from ochre import WorldModel
-from ochre.cli import ArgumentParser, add_flow_arguments, input_file, input_path, known_device, nonneg_int, positive_float, positive_int, writable_dir
+from ochre.cli import (
+    ArgumentParser,
+    add_flow_arguments,
+    input_file,
+    input_path,
+    known_device,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    writable_dir,
+)
 from ochre.errors import OchreError, cli_entry
 from ochre.inputs import load_seed
 from ochre.io import atomic_path, write_json, write_video
