@@ -214,6 +214,7 @@ class RecipeRun:
         try:
             for stage in stages:
                 self.step(stage)
+                write_text(card, card_markdown(self.recipe, self.state["stages"], stages))  # a killed run keeps it
         finally:  # a failed or interrupted run still leaves the card of what it did
             write_text(card, card_markdown(self.recipe, self.state["stages"], stages))
         print(f"card section: {card}")

@@ -130,6 +130,7 @@ def test_a_recipe_killed_mid_stage_resumes_that_stage_after_the_ones_it_reads(ti
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert state.is_file(), "the trainer saved no state before the deadline"
+    assert "| start | `copy` |" in (run / "card.md").read_text()  # the card of the stages done, though it was killed
     out = recipe(str(file), "--run-dir", str(run)).stdout
     assert "start: complete, skipped" in out and "dynamics: resuming from step" in out
     assert "replaced" not in out and not (run / "replaced").exists()
