@@ -143,14 +143,13 @@ def same_work(a: str, b: str) -> bool:
 
 
 def _work(command: str) -> list[str]:
-    words, out = shlex.split(command), []
-    skip = False
-    for word in words:
+    out, skip = [], False
+    for word in shlex.split(command):
         if skip:
             skip = False
         elif word in PACE_FLAGS:
             skip = True  # the flag's value follows it
-        elif word.split("=", 1)[0] not in PACE_OVERRIDES and word.split("=", 1)[0] not in PACE_FLAGS:
+        elif word.split("=", 1)[0] not in PACE_OVERRIDES + PACE_FLAGS:
             out.append(word)
     return out
 

@@ -211,12 +211,16 @@ class RecipeRun:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_text(self.dir / "recipe.yaml", yaml.safe_dump(self.recipe.raw, sort_keys=False))
         card = self.dir / "card.md"
+
+        def write_card() -> None:
+            write_text(card, card_markdown(self.recipe, self.state["stages"], stages))
+
         try:
             for stage in stages:
                 self.step(stage)
-                write_text(card, card_markdown(self.recipe, self.state["stages"], stages))  # a killed run keeps it
-        finally:  # a failed or interrupted run still leaves the card of what it did
-            write_text(card, card_markdown(self.recipe, self.state["stages"], stages))
+                write_card()  # after every stage, so a killed run keeps the card of what it did
+        finally:  # a failed or interrupted run still leaves it too
+            write_card()
         print(f"card section: {card}")
         return card
 
