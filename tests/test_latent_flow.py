@@ -26,7 +26,8 @@ from ochre.models.latent_flow import LatentFlow, LatentFlowConfig
 from ochre.models.latent_gaussian import GaussianLatent
 from ochre.models.tokenizer import Tokenizer, TokenizerConfig
 from ochre.runtime import LatentWorldModel
-from ochre.training.latent_config import LatentFlowTrainConfig
+from ochre.training.latent_config import LatentFlowLoopConfig, LatentFlowTrainConfig
+from ochre.training.latent_loss import feedback_start
 from tests.conftest import keep_train_states, run_module
 
 TYPES = ("latent_gru", "latent_flow")
@@ -321,6 +322,27 @@ def test_a_residual_flow_draws_the_change_from_the_observed_latent():
     torch.testing.assert_close(got, z + torch.randn(z.shape, generator=torch.Generator().manual_seed(1)))
     torch.testing.assert_close(model.flow_target(z_next, z), z_next - z)
     torch.testing.assert_close(LatentFlow(cfg).flow_target(z_next, z), z_next)
+
+
+@pytest.mark.parametrize("greedy_share,greedy_rows", [(0.0, 0), (1.0, 64), (0.5, None)])
+def test_a_greedy_share_of_the_fed_back_samples_starts_from_zero_noise(greedy_share, greedy_rows):
+    """Untrained, the residual flow adds its starting noise to the observed latent, so a fed-back sample equals its
+    input exactly where it was drawn greedily; the share set is the share of such rows."""
+    torch.manual_seed(0)
+    cfg = LatentFlowConfig(latent_channels=2, latent_grid=[8, 8], embed_dim=8, hidden_dim=8, width=8, cond_dim=16)
+    model = LatentFlow(dataclasses.replace(cfg, residual=True)).eval()
+    z, action = torch.randn(64, 2, 8, 8), torch.zeros(64, dtype=torch.long)
+    loop = LatentFlowLoopConfig(feedback_noise=1.0, feedback_greedy=greedy_share)
+    state = model.observe(model.initial_state(64), z)
+    with torch.no_grad():
+        fed = model.sample(state, z, action, FlowSampling(2, noise=1.0), start=feedback_start(z, loop))
+    kept = (fed - z).flatten(1).abs().amax(1) == 0
+    if greedy_rows is None:
+        assert 16 < int(kept.sum()) < 48
+    else:
+        assert int(kept.sum()) == greedy_rows
+    if not kept.all():
+        assert ((fed - z)[~kept].std() - 1).abs() < 0.1
 
 
 def test_flow_sampling_settings_are_checked(latent_worlds):

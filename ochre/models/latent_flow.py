@@ -140,11 +140,13 @@ class LatentFlow(nn.Module):
         sampling: FlowSampling,
         level: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Draw z_{t+1} (B, C, h, w): Euler from noise of std `sampling.noise` (drawn from `generator`), guided."""
+        """Draw z_{t+1} (B, C, h, w): Euler from noise of std `sampling.noise` (drawn from `generator`), guided;
+        `start` (B, C, h, w) is the starting noise itself, in place of a draw."""
         level = z.new_zeros(z.shape[0]) if level is None else level
-        x0 = torch.zeros_like(z)
-        if sampling.noise > 0:
+        x0 = torch.zeros_like(z) if start is None else start
+        if start is None and sampling.noise > 0:
             x0 = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype) * sampling.noise
         if sampling.guidance == 1.0:
             cond = self.condition(action, level)

@@ -45,6 +45,7 @@ class LatentFlowLoopConfig(LatentLoopConfig):
     action_dropout: float = 0.1  # share of steps trained with the null action (for classifier-free guidance)
     feedback_steps: int = 1  # Euler steps of the samples fed back as inputs (scheduled sampling)
     feedback_noise: float = 1.0  # starting-noise std of those samples (0: greedy, as the app plays by default)
+    feedback_greedy: float = 0.0  # share of the fed-back samples drawn greedily (zero noise) whatever feedback_noise
 
 
 @dataclass

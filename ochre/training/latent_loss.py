@@ -19,7 +19,8 @@ The flow model is told the level (it conditions on it); the bridge only sees the
   from the observed one, `model.residual`) at a random flow time; the action is replaced by
   the null action on `action_dropout` of the samples (classifier-free guidance); fed-back
   inputs are samples drawn with `feedback_steps` Euler steps from noise of std
-  `feedback_noise` (0: greedy), as the world draws them.
+  `feedback_noise` (0: greedy), as the world draws them; `feedback_greedy` of them, drawn
+  per sample, start from zero noise instead, so training sees both samplers' rollouts.
 
 Logs stay detached tensors (read on log steps only).
 """
@@ -74,6 +75,15 @@ def gru_window_loss(
     return loss, logs | {"p_ar": torch.tensor(p_ar)}
 
 
+def feedback_start(like: torch.Tensor, cfg: LatentFlowLoopConfig) -> torch.Tensor | None:
+    """The starting noise of fed-back samples: std feedback_noise, zero on a feedback_greedy share of the samples
+    (None without that share: the sampler draws it)."""
+    if cfg.feedback_greedy <= 0:
+        return None
+    greedy = torch.rand(like.shape[0], device=like.device) < cfg.feedback_greedy
+    return torch.randn_like(like) * cfg.feedback_noise * (~greedy).to(like.dtype)[:, None, None, None]
+
+
 def flow_window_loss(
     model: LatentFlow, z: torch.Tensor, actions: torch.Tensor, cfg: LatentFlowLoopConfig, p_ar: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -95,7 +105,7 @@ def flow_window_loss(
         sample = None
         if p > 0:
             with torch.no_grad():
-                sample = model.sample(state, noisy, actions[:, t], feedback, level)
+                sample = model.sample(state, noisy, actions[:, t], feedback, level, start=feedback_start(target, cfg))
         inp = next_input(target, sample, p)
     loss = torch.stack(losses).mean()
     return loss, {"loss": loss.detach(), "p_ar": torch.tensor(p_ar)}
