@@ -181,6 +181,8 @@ RULES: dict[str, Rule] = {
     "cond_dim": AT_LEAST_1,
     "flow_steps": Range(1, 64),  # 1-8 is the useful range
     "feedback_steps": Range(1, 64),
+    "feedback_noise": NON_NEGATIVE,
+    "feedback_greedy": SHARE,
     "guidance": NON_NEGATIVE,  # 1 = conditional only, 0 = the action ignored
     "latent_std": POSITIVE,
     "huber_delta": POSITIVE,

@@ -114,6 +114,8 @@ def test_values_out_of_range_stop_in_load_config_with_one_line(override, says):
         (LatentFlowTrainConfig, "model.guidance=-1", "'model.guidance' must be a number >= 0 (got -1.0)"),
         (LatentFlowTrainConfig, "model.latent_std=[1.0,0]", "'model.latent_std[1]' must be a number > 0 (got 0.0)"),
         (LatentFlowTrainConfig, "train.context_noise=-0.1", "'train.context_noise' must be a number >= 0 (got -0.1)"),
+        (LatentFlowTrainConfig, "train.feedback_greedy=1.5", "'train.feedback_greedy' must be a number in [0, 1] (got 1.5)"),
+        (LatentFlowTrainConfig, "train.feedback_noise=-1", "'train.feedback_noise' must be a number >= 0 (got -1.0)"),
         (LatentGRUTrainConfig, "train.huber_delta=0", "'train.huber_delta' must be a number > 0 (got 0.0)"),
         (LatentGRUTrainConfig, "train.context_noise=-1", "'train.context_noise' must be a number >= 0 (got -1.0)"),
     ],
