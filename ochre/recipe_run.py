@@ -14,11 +14,17 @@ What "complete" means, per kind of stage (`check_output`):
 - report, file: the output parses; copy: the copy's sha256 is the source's.
 A stage is also redone when its command changed or a stage it reads was redone after it (recipe_state.json
 records both); an old output inside the run folder is moved to <run>/replaced/, one outside it is never touched.
+A dataset made again with the same shards (sha256) as before does not count as redone: generation is seeded, so a
+run folder moved to another machine without its frames (`ochre.recipe_pack`) makes them again and goes on.
+A finished trainer whose checkpoint is gone is not redone while every stage it started (train.init_from or
+train.resume) is finished or resumes from its own training state: nothing reads that checkpoint any more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +122,26 @@ def check_trainer(stage: Stage) -> Check:
     if target and step < target:
         return Check(False, f"{product}: step {step} of {target}", resume_from)
     return Check(True, f"step {step:,}" + (f" (stopped at {stage.stop_at:,})" if stage.stop_at else ""))
+
+
+def output_digest(stage: Stage) -> str:
+    """A dataset's or token set's content, as one sha256 over its manifest's shard hashes; empty for other kinds."""
+    manifest = Path(stage.out) / "manifest.json"
+    if stage.kind not in ("dataset", "tokens") or not manifest.is_file():
+        return ""
+    shards = json.loads(manifest.read_text()).get("shards") or []
+    hashes = [shard.get("sha256") for shard in shards]
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+START_KEYS = ("train.init_from", "train.resume")  # a stage reads these once, to start from
+
+
+def references(reader: Stage, stage: Stage) -> list[str]:
+    """The keys (overrides, flags, `from`) through which `reader` names `stage`'s output."""
+    names = re.compile(re.escape(str(stage.out)) + r"(?=$|[/'\"\s,}\]])")  # the folder itself or a file in it
+    named = {**reader.overrides, **reader.args, "from": reader.source}
+    return [key for key, value in named.items() if names.search(str(value))]
 
 
 def load_product(path: Path) -> int:
@@ -235,6 +261,9 @@ class RecipeRun:
             if record is None:
                 self.record(stage, {"done": True, "wall_s": None, "detail": check.detail, "adopted": True})
             return
+        if (record or {}).get("done") and not changed and not stale and not stage.product.exists() and self.spent(stage):
+            print(f"[recipe] {stage.name}: complete, skipped (its checkpoint is gone; every stage it started goes on without it)")
+            return
         extra: tuple[str, ...] = ()
         if changed or stale or check.foreign:
             why = (
@@ -243,10 +272,30 @@ class RecipeRun:
             self.set_aside(stage, why)
         elif stage.kind == "trainer" and check.resume_from:
             extra = (f"train.resume={Path(stage.out) / 'checkpoints' / 'train_state.pt'}",)
+            if (start := stage.overrides.get("train.init_from")) and not Path(str(start)).is_file():
+                extra += ("train.init_from=",)  # spent (see `spent`): the training state holds the weights
             print(f"[recipe] {stage.name}: resuming from step {check.resume_from:,}")
         elif stage.kind in ("trainer", "report") and Path(stage.out).exists() and self.holds(Path(stage.out)):
             self.set_aside(stage, "it was interrupted before it saved anything to resume from")
         self.execute(stage, extra, check.resume_from if extra else 0)
+
+    def spent(self, stage: Stage) -> bool:
+        """Whether a finished trainer's checkpoint is read by no stage that still has to start: every stage that reads
+        it reads it only to start from (train.init_from, train.resume) and is finished or resumes from its own state."""
+        if stage.kind != "trainer":
+            return False
+        readers = [s for s in self.recipe.stages if stage.name in s.needs]
+        return bool(readers) and all(self.started_without(reader, stage) for reader in readers)
+
+    def started_without(self, reader: Stage, stage: Stage) -> bool:
+        if any(key not in START_KEYS for key in references(reader, stage)):
+            return False  # it reads the checkpoint (or the run folder) as data, every time it runs
+        if float(reader.overrides.get("train.hard_share", 0) or 0) > 0:
+            return False  # a resumed run scores its windows with the init_from world again
+        record = self.state["stages"].get(reader.name) or {}
+        if not same_work(record.get("command", ""), reader.display()):
+            return False
+        return bool(record.get("done")) or train_state_step(Path(reader.out) / "checkpoints" / "train_state.pt") > 0
 
     def holds(self, path: Path) -> bool:
         return path.resolve().is_relative_to(self.dir.resolve())
@@ -277,6 +326,7 @@ class RecipeRun:
 
     def execute(self, stage: Stage, extra: tuple[str, ...], resumed_from: int) -> None:
         print(f"[recipe] {stage.name}: {stage.display(extra)}", flush=True)
+        before = dict(self.state["stages"].get(stage.name) or {})
         self.record(stage, {"done": False, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "after": self.state["seq"]})
         t0 = time.time()
         if stage.kind == "copy":
@@ -288,8 +338,15 @@ class RecipeRun:
         if stage.kind != "note" and not check.done:
             raise OchreError(f"stage {stage.name} ended but its output is not complete: {check.detail}; see {self.log(stage)}")
         detail = check.detail or last_line(self.log(stage))
-        self.state["seq"] += 1
-        entry = {"done": True, "wall_s": round(wall, 1), "detail": detail, "seq": self.state["seq"]}
+        digest = output_digest(stage)
+        entry = {"done": True, "wall_s": round(wall, 1), "detail": detail}
+        if digest and digest == before.get("digest") and before.get("seq"):
+            print(f"[recipe] {stage.name}: made again the same as before (sha256), so the stages that read it stand")
+            entry |= {"seq": int(before["seq"]), "wall_s": before.get("wall_s"), "remade_s": round(wall, 1)}
+        else:
+            self.state["seq"] += 1
+            entry["seq"] = self.state["seq"]
+        entry |= {"digest": digest} if digest else {}
         self.record(stage, entry | ({"resumed_from": resumed_from} if resumed_from else {}))
         print(f"[recipe] {stage.name}: done in {format_wall(wall)} ({detail})")
 

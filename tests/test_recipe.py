@@ -136,6 +136,100 @@ def test_a_recipe_killed_mid_stage_resumes_that_stage_after_the_ones_it_reads(ti
     assert "replaced" not in out and not (run / "replaced").exists()
 
 
+def kill_when_saved(argv: list[str], state: Path, timeout: float = 120) -> None:
+    """Run `argv` until `state` (a trainer's train_state.pt) is on disk, then SIGKILL it, as a session's end does."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not state.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert state.is_file(), "the trainer saved no state before the deadline"
+
+
+@pytest.mark.slow
+def test_a_packed_run_goes_on_after_its_disk_is_lost(tmp_path):
+    """Packed mid-way (a trainer killed after its first save), the run folder is lost; unpacked, the recipe makes
+    the frames again, finds them the same and keeps every stage after them: the token set and tokenizer come from
+    the pack, the trainer that only started the killed one is skipped without its checkpoint, the killed one
+    resumes. The archive holds neither frames nor that spent checkpoint."""
+    import sys
+    import tarfile
+
+    tiny = yaml.safe_load(Path(ROOT, TINY).read_text())
+    keep = {"train_data", "tokenizer", "tokenize"}
+    stages = [s for s in tiny["stages"] if s["name"] in keep]
+    first = {"name": "first", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml",
+             "overrides": {"data.path": "{tokenize}", "data.val_every": 4}}  # fmt: skip
+    second = {"name": "second", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml",
+              "overrides": {**first["overrides"], "train.init_from": "{first}", "train.max_steps": 2000,
+                            "train.checkpoint_every": 2}}  # fmt: skip
+    file = tmp_path / "recipe.yaml"
+    file.write_text(yaml.safe_dump({"name": "moved", "vars": tiny["vars"], "stages": [*stages, first, second]}))
+    run, archive = tmp_path / "run", tmp_path / "moved.tar.xz"
+    kill_when_saved([sys.executable, "-m", "train.recipe", str(file), "--run-dir", str(run)],
+                    run / "second" / "checkpoints" / "train_state.pt")  # fmt: skip
+    out = recipe(str(file), "--run-dir", str(run), "--pack", str(archive)).stdout
+    assert "left out: train_data" in out and "left out: first" in out
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "run/second/checkpoints/train_state.pt" in names and "run/tokenizer/checkpoints/tokenizer.pt" in names
+    assert "run/data/train_tokens/manifest.json" in names and "run/recipe_state.json" in names
+    assert "run/first/checkpoints/world.pt" not in names and not any(n.startswith("run/data/train/") for n in names)
+
+    import shutil
+
+    shutil.rmtree(run)  # the disk is lost; the archive was kept
+    recipe(str(file), "--run-dir", str(run), "--unpack", str(archive))
+    again = recipe(str(file), "--run-dir", str(run), "--unpack", str(archive), check=False)
+    assert again.returncode != 0 and "already holds a run" in again.stderr
+    out = recipe(str(file), "--run-dir", str(run), "--override", "second.stop_at=4").stdout
+    assert "train_data: made again the same as before" in out
+    for name in ("heldout_data", "tokenizer", "tokenize"):
+        assert f"{name}: complete, skipped" in out or name not in keep
+    assert "first: complete, skipped (its checkpoint is gone" in out and "second: resuming from step" in out
+    assert "replaced" not in out and not (run / "replaced").exists()
+
+
+def test_a_stage_names_an_earlier_output_by_its_folder_not_by_a_longer_name():
+    from ochre.recipe import Stage
+    from ochre.recipe_run import references
+
+    hf2 = Stage("hf2", "train.dynamics", out="runs/w/hf2")
+    reader = Stage("hf2c", "train.dynamics", out="runs/w/hf2c",
+                   overrides={"train.init_from": "runs/w/hf2b/checkpoints/world.pt", "data.path": "data/t"})  # fmt: skip
+    assert references(reader, hf2) == []
+    reader.overrides["train.resume"] = "runs/w/hf2/checkpoints/train_state.pt"
+    assert references(reader, hf2) == ["train.resume"]
+    copy = Stage("world", "copy", source="runs/w/hf2/checkpoints/world.pt", out="runs/w/world.pt")
+    assert references(copy, hf2) == ["from"]
+
+
+def test_unpack_takes_only_archives_that_pack_writes(tmp_path):
+    import io
+    import tarfile
+
+    from ochre.errors import OchreError
+    from ochre.recipe_pack import unpack_run
+
+    rec = load_recipe(TINY, run_dir=str(tmp_path / "run"))
+    for name, message in (("../outside.txt", "not one --pack writes"), ("out/nosuch/x.json", "stage 'nosuch'")):
+        archive = tmp_path / "bad.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+        with pytest.raises(OchreError, match=re.escape(message)):
+            unpack_run(rec, archive)
+    assert not (tmp_path / "outside.txt").exists()
+    with pytest.raises(OchreError, match="no such archive"):
+        unpack_run(rec, tmp_path / "missing.tar.xz")
+
+
 @pytest.mark.slow
 def test_a_stage_goes_on_with_an_earlier_trainers_state(tiny_run, tmp_path):
     """{dynamics.state} hands a later stage the earlier run's train_state.pt: it continues that run in its own folder."""

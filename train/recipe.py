@@ -16,6 +16,10 @@ Run it again at any time: stages whose outputs are complete and sound are skippe
 interrupted stage resumes (a trainer from its train_state.pt, generation re-plays the shards
 it lacks), and <run>/card.md is written again with every command, data size, wall time and
 result, and the card's numbers beside this run's.
+
+To go on elsewhere (another machine, one with a GPU), `--pack run.tar.xz` writes what the rest
+of the recipe needs, without frames or spent checkpoints; `--unpack run.tar.xz` there, with the
+same recipe and overrides, puts it back; then run the recipe as usual (ochre/recipe_pack.py).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ def parse_args(argv: list[str] | None):
         help="change one stage (a trainer's dotted config key, a flag, out or stop_at) or vars.NAME=VALUE (repeatable)",
     )
     p.add_argument("--run-dir", default="", help="the run folder (default: the recipe's run_dir, or runs/world_<name>)")
+    moves = p.add_mutually_exclusive_group()
+    moves.add_argument("--pack", default="", metavar="ARCHIVE", help="pack the run to go on elsewhere (.tar.xz, .tar.gz, .tar)")
+    moves.add_argument("--unpack", default="", metavar="ARCHIVE", help="put a packed run in place, then stop")
     return p.parse_args(argv)
 
 
@@ -51,6 +58,14 @@ def main(argv: list[str] | None = None) -> None:
         for stage in stages:
             print(f"# {stage.name}" + (f" (stopped at step {stage.stop_at})" if stage.stop_at else ""))
             print(stage.display())
+        return
+    if args.pack or args.unpack:
+        from ochre.recipe_pack import pack_run, unpack_run
+
+        if args.pack:
+            pack_run(recipe, args.pack)
+        else:
+            unpack_run(recipe, args.unpack)
         return
     from ochre.recipe_run import RecipeRun  # imports torch; a dry run does not need it
 
