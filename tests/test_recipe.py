@@ -103,39 +103,6 @@ def test_an_interrupted_trainer_resumes_from_its_training_state(tiny_run, tmp_pa
     assert "resumed from step 4" in (run / "card.md").read_text()
 
 
-@pytest.mark.slow
-def test_a_recipe_killed_mid_stage_resumes_that_stage_after_the_ones_it_reads(tiny_run, tmp_path):
-    """Killed while a trainer that reads an earlier stage runs (as a session's end kills it), the recipe run again
-    skips the earlier stage and resumes the trainer from its train_state.pt, instead of starting it over."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    file = tmp_path / "recipe.yaml"
-    start = {"name": "start", "run": "copy", "from": str(tiny_run / "world.pt"), "out": "{run}/start.pt"}
-    train = {"name": "dynamics", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml", "stop_at": 60,
-             "overrides": {"data.path": str(tiny_run / "data" / "train_tokens"), "data.val_every": 4,
-                           "train.init_from": "{start}", "train.max_steps": 2000, "train.checkpoint_every": 2}}  # fmt: skip
-    file.write_text(yaml.safe_dump({"name": "killed", "stages": [start, train]}))
-    run = tmp_path / "run"
-    argv = [sys.executable, "-m", "train.recipe", str(file), "--run-dir", str(run)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
-    state = run / "dynamics" / "checkpoints" / "train_state.pt"
-    deadline = time.time() + 120
-    while not state.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert state.is_file(), "the trainer saved no state before the deadline"
-    assert "| start | `copy` |" in (run / "card.md").read_text()  # the card of the stages done, though it was killed
-    out = recipe(str(file), "--run-dir", str(run)).stdout
-    assert "start: complete, skipped" in out and "dynamics: resuming from step" in out
-    assert "replaced" not in out and not (run / "replaced").exists()
-
-
 def kill_when_saved(argv: list[str], state: Path, timeout: float = 120) -> None:
     """Run `argv` until `state` (a trainer's train_state.pt) is on disk, then SIGKILL it, as a session's end does."""
     import os
@@ -151,6 +118,27 @@ def kill_when_saved(argv: list[str], state: Path, timeout: float = 120) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert state.is_file(), "the trainer saved no state before the deadline"
+
+
+@pytest.mark.slow
+def test_a_recipe_killed_mid_stage_resumes_that_stage_after_the_ones_it_reads(tiny_run, tmp_path):
+    """Killed while a trainer that reads an earlier stage runs (as a session's end kills it), the recipe run again
+    skips the earlier stage and resumes the trainer from its train_state.pt, instead of starting it over."""
+    import sys
+
+    file = tmp_path / "recipe.yaml"
+    start = {"name": "start", "run": "copy", "from": str(tiny_run / "world.pt"), "out": "{run}/start.pt"}
+    train = {"name": "dynamics", "run": "train.dynamics", "config": "configs/tiny/dynamics.yaml", "stop_at": 60,
+             "overrides": {"data.path": str(tiny_run / "data" / "train_tokens"), "data.val_every": 4,
+                           "train.init_from": "{start}", "train.max_steps": 2000, "train.checkpoint_every": 2}}  # fmt: skip
+    file.write_text(yaml.safe_dump({"name": "killed", "stages": [start, train]}))
+    run = tmp_path / "run"
+    kill_when_saved([sys.executable, "-m", "train.recipe", str(file), "--run-dir", str(run)],
+                    run / "dynamics" / "checkpoints" / "train_state.pt")  # fmt: skip
+    assert "| start | `copy` |" in (run / "card.md").read_text()  # the card of the stages done, though it was killed
+    out = recipe(str(file), "--run-dir", str(run)).stdout
+    assert "start: complete, skipped" in out and "dynamics: resuming from step" in out
+    assert "replaced" not in out and not (run / "replaced").exists()
 
 
 @pytest.mark.slow
