@@ -48,6 +48,8 @@ def stage_row(stage: Stage, record: dict[str, Any]) -> str:
         result = "; ".join(filter(None, [result, last_validation(Path(stage.out) / "metrics.csv")]))
     if record.get("resumed_from"):
         result += f"; resumed from step {record['resumed_from']:,}"
+    if record.get("remade_s") is not None:
+        result += f"; made again, the same shards, in {format_wall(record['remade_s'])}"
     wall = record.get("wall_s")
     return f"| {stage.name} | `{stage.run}` | `{stage.product}` | {result} | {'—' if wall is None else format_wall(wall)} |"
 
