@@ -52,21 +52,21 @@ def pack_run(recipe: Recipe, archive: str | Path) -> Path:
     run = RecipeRun(recipe)
     if not (run.dir / STATE).is_file():
         raise OchreError(f"{run.dir / STATE}: no run of {recipe.path} to pack here (run the recipe first, or pass --run-dir)")
-    pack, state = Pack(), json.loads((run.dir / STATE).read_text())
+    pack, state = Pack(), run.state  # add_stage writes the digests into its records; the file on disk stays as it is
     for name in ("card.md", "recipe.yaml", "logs"):
         pack.add(run.dir / name, f"run/{name}")
     for stage in recipe.stages:
         record = state["stages"].get(stage.name)
         if record is not None:
             add_stage(pack, run, stage, record)
-    record = (json.dumps(state, indent=2) + "\n").encode()  # with the digests add_stage put in its records
+    payload = (json.dumps(state, indent=2) + "\n").encode()
     with atomic_path(archive) as tmp, tarfile.open(tmp, f"w:{mode}".rstrip(":")) as tar:
         for path, member in pack.files:
             tar.add(path, arcname=member, recursive=False)
         info = tarfile.TarInfo(f"run/{STATE}")
-        info.size, info.mtime = len(record), int(time.time())
-        tar.addfile(info, io.BytesIO(record))
-    size, packed = sum(path.stat().st_size for path, _ in pack.files) + len(record), archive.stat().st_size
+        info.size, info.mtime = len(payload), int(time.time())
+        tar.addfile(info, io.BytesIO(payload))
+    size, packed = sum(path.stat().st_size for path, _ in pack.files) + len(payload), archive.stat().st_size
     print(f"[recipe] packed {len(pack.files) + 1} files ({size / 1e6:,.1f} MB) into {archive} ({packed / 1e6:,.1f} MB)")
     for line in pack.left_out:
         print(f"[recipe] left out: {line}")
